@@ -1,0 +1,79 @@
+"""The `dolma` command: `dolma [-c CONFIG.yaml] SUBCOMMAND [--key value ...]`.
+
+Each subcommand lives in its own module, imported only when used, which declares `Config` (a
+dataclass: the schema of its YAML file and flags) and `run(config) -> int`; a module that needs
+positional arguments may instead declare `main(argv, config_file) -> int`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from dolma_pipeline.config import load_config
+from dolma_pipeline.errors import DolmaError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tag": ("dolma_pipeline.commands.tag", "run taggers over documents, writing attribute files"),
+    "list": ("dolma_pipeline.commands.list", "list every available tagger"),
+    "dedupe": ("dolma_pipeline.dedupe.command", "exact and MinHash near-duplicate detection"),
+    "mix": ("mixers.command", "filter, mask and sample documents by their attributes into shards"),
+    "tokenize": ("dolma_pipeline.tokenize", "tokenize documents into OLMo token files"),
+    "tokens": ("dolma_pipeline.tokenize", "alias of tokenize (Dolma's name)"),
+    "pipeline": ("dolma_pipeline.pipeline", "run the whole pipeline from one YAML file"),
+    "report": ("dolma_pipeline.report", "an HTML data report with plots"),
+    "lineage": ("dolma_pipeline.lineage", "which data trained a model, back to the tagged documents"),
+}
+
+USAGE = "usage: dolma [-c CONFIG.yaml] COMMAND [--key value ...]\n\ncommands:\n" + "\n".join(
+    f"  {name:<10} {desc}" for name, (_, desc) in COMMANDS.items()
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config_file = None
+    while argv and argv[0] in ("-c", "--config"):
+        if len(argv) < 2:
+            print("error: -c needs a YAML file", file=sys.stderr)
+            return 2
+        config_file, argv = argv[1], argv[2:]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; valid choices: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        if hasattr(module, "main"):
+            return int(module.main(rest, config_file) or 0)
+        if rest[:1] in (["-h"], ["--help"]):
+            print(_help(name, module.Config))
+            return 0
+        config = load_config(module.Config, config_file, rest)
+        return int(module.run(config) or 0)
+    except DolmaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _help(name: str, config_cls: type) -> str:
+    import dataclasses
+
+    lines = [f"usage: dolma [-c CONFIG.yaml] {name} [--key value ...]", "", "options:"]
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        lines.append(f"  --{f.name:<22} {f.type} (default {default!r})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Dolma documents, spans and attribute keys.
+
+A `Document` is parsed once per line and shared by every tagger of a run: its `lines` and `words`
+are computed lazily, once, so fused taggers never split the same text twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+from dolma_pipeline.errors import DataFormatError
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_key_part(part: str) -> str:
+    """Dolma keeps only `[A-Za-z0-9_]` in each part of an attribute key."""
+    return _KEY_UNSAFE.sub("_", part)
+
+
+def attribute_key(experiment: str | None, tagger: str, span_type: str) -> str:
+    """`{experiment}__{tagger}__{type}`; without an experiment Dolma uses the tagger name."""
+    exp = sanitize_key_part(experiment or tagger)
+    return f"{exp}__{sanitize_key_part(tagger)}__{sanitize_key_part(span_type)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A scored range of a document's text in code points, end exclusive."""
+
+    start: int
+    end: int
+    type: str
+    score: float = 1.0
+
+    def to_json(self) -> list:
+        return [self.start, self.end, round(float(self.score), 5)]
+
+
+class Document:
+    """One Dolma document; `raw` keeps every field of the input line untouched."""
+
+    __slots__ = ("__dict__", "id", "line", "path", "raw", "text")
+
+    def __init__(self, raw: dict[str, Any], path: str = "", line: int = 0):
+        self.raw = raw
+        self.id: str = raw["id"]
+        self.text: str = raw["text"]
+        self.path = path
+        self.line = line
+
+    @property
+    def source(self) -> str | None:
+        return self.raw.get("source")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.raw.get("metadata") or {}
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """The text split on newlines, shared by all taggers."""
+        return self.text.split("\n")
+
+    @cached_property
+    def words(self) -> list[str]:
+        """Whitespace-separated words, shared by all taggers."""
+        return self.text.split()
+
+    @classmethod
+    def from_fields(cls, id: str, text: str, **fields: Any) -> Document:
+        return cls({"id": id, "text": text, **fields})
+
+
+def parse_document(line: bytes | str, path: str, lineno: int) -> Document:
+    """Parse one JSONL line into a Document or raise a DataFormatError naming file and line."""
+    try:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raw = _parse_slow(line, path, lineno, e)
+    if not isinstance(raw, dict):
+        raise DataFormatError(path, lineno, f"expected a JSON object, got {type(raw).__name__}")
+    doc_id = raw.get("id")
+    if not isinstance(doc_id, str):
+        what = "missing" if doc_id is None else f"{type(doc_id).__name__} {doc_id!r}"
+        raise DataFormatError(path, lineno, f"`id` must be a string ({what})")
+    text = raw.get("text")
+    if not isinstance(text, str):
+        what = "missing or null" if text is None else f"a {type(text).__name__}"
+        raise DataFormatError(path, lineno, f"`text` is {what} (document id {doc_id!r})")
+    return Document(raw, path, lineno)
+
+
+def _parse_slow(line: bytes | str, path: str, lineno: int, err: Exception) -> Any:
+    """orjson rejects lone surrogate escapes that the stdlib accepts; tell UTF-8 and JSON errors apart."""
+    import json
+
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(path, lineno, f"invalid UTF-8 at byte {e.start}") from None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(path, lineno, f"malformed JSON ({e.msg} at column {e.colno})") from None

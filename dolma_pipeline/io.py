@@ -1,0 +1,344 @@
+"""Streaming, atomic reads and writes of Dolma files: local or any smart_open scheme, plain/.gz/.zst.
+
+Compression is handled here rather than by smart_open so that (a) a truncated archive is an error,
+never a silent short read, and (b) written bytes are deterministic (no gzip timestamp).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+import re
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+import orjson
+import smart_open
+import zstandard
+
+from dolma_pipeline.errors import DataFormatError, InputNotFoundError
+
+CHUNK = 1 << 20
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def strip_file_scheme(path: str) -> str:
+    return path.removeprefix("file://")
+
+
+def canonical_path(path: str) -> str:
+    """One spelling per file: absolute, normalised local paths; remote URLs with `//` folded."""
+    path = strip_file_scheme(path)
+    if is_remote(path):
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{re.sub('/+', '/', rest)}"
+    return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
+
+
+def join(base: str, *parts: str) -> str:
+    if is_remote(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return os.path.join(base, *parts)
+
+
+# ---------------------------------------------------------------------------------------------- globbing
+_HAS_MAGIC = re.compile(r"[*?\[]")
+
+
+def _glob_to_regex(pattern: str) -> re.Pattern:
+    """Translate a glob where `*` stays within one path segment and `**/` spans any number."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            j = pattern.index("]", i + 2)
+            body = pattern[i + 1 : j]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _list_s3(pattern: str) -> list[str]:
+    import boto3
+
+    bucket, key_pattern = pattern[len("s3://") :].split("/", 1)
+    magic = _HAS_MAGIC.search(key_pattern)
+    prefix = key_pattern[: magic.start()] if magic else key_pattern
+    regex = _glob_to_regex(key_pattern) if magic else None
+    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            hidden = any(part.startswith(".") for part in key[len(prefix) :].split("/"))
+            if hidden:
+                continue
+            if regex is None:
+                if key == prefix or key.startswith(prefix.rstrip("/") + "/"):
+                    keys.append(key)
+            elif regex.match(key):
+                keys.append(key)
+    return [f"s3://{bucket}/{k}" for k in keys]
+
+
+def expand_paths(patterns: str | Iterable[str]) -> list[str]:
+    """Expand files, directories (recursively) and globs (with `**`) into a sorted list of files.
+
+    Raises InputNotFoundError naming every pattern that matched nothing.
+    """
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    found: set[str] = set()
+    empty: list[str] = []
+    for pattern in patterns:
+        pattern = strip_file_scheme(pattern)
+        if pattern.startswith("s3://"):
+            matches = _list_s3(pattern)
+        elif is_remote(pattern):
+            matches = [pattern]  # other schemes: exact paths only
+        elif os.path.isdir(pattern):
+            matches = [p for p in globlib.glob(os.path.join(pattern, "**", "*"), recursive=True) if os.path.isfile(p)]
+        else:
+            matches = [p for p in globlib.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]
+        if not matches:
+            empty.append(pattern)
+        found.update(m if is_remote(m) else os.path.abspath(m) for m in matches)
+    if empty:
+        raise InputNotFoundError("no files match: " + ", ".join(empty))
+    return sorted(found)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def open_raw(path: str, mode: str = "rb") -> IO[bytes]:
+    """The raw byte stream of a path through smart_open, without any decompression."""
+    return smart_open.open(strip_file_scheme(path), mode, compression="disable")
+
+
+def _gzip_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
+    dec = zlib.decompressobj(wbits=47)
+    in_member = False
+    for chunk in iter(lambda: raw.read(CHUNK), b""):
+        while chunk:
+            in_member = True
+            try:
+                out = dec.decompress(chunk)
+            except zlib.error as e:
+                raise DataFormatError(path, None, f"corrupt gzip data ({e})") from None
+            if out:
+                yield out
+            if dec.eof:  # a multi-member gzip: start the next member on what is left
+                chunk = dec.unused_data
+                dec = zlib.decompressobj(wbits=47)
+                in_member = False
+            else:
+                chunk = b""
+    if in_member:
+        raise DataFormatError(path, None, "truncated gzip file (compressed data ended before the end-of-stream marker)")
+
+
+def _zstd_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
+    dctx = zstandard.ZstdDecompressor()
+    dec = dctx.decompressobj()
+    in_frame = False
+    for chunk in iter(lambda: raw.read(CHUNK), b""):
+        while chunk:
+            in_frame = True
+            try:
+                out = dec.decompress(chunk)
+            except zstandard.ZstdError as e:
+                raise DataFormatError(path, None, f"corrupt zstd data ({e})") from None
+            if out:
+                yield out
+            if dec.eof:
+                chunk = dec.unused_data
+                dec = dctx.decompressobj()
+                in_frame = False
+            else:
+                chunk = b""
+    if in_frame:
+        raise DataFormatError(path, None, "truncated zstd file (the last frame is incomplete)")
+
+
+def iter_raw_lines(path: str) -> Iterator[bytes]:
+    """Yield the lines of a (possibly compressed) file as bytes without their newline."""
+    with open_raw(path) as raw:
+        if path.endswith(".gz"):
+            chunks: Iterable[bytes] = _gzip_chunks(raw, path)
+        elif path.endswith((".zst", ".zstd")):
+            chunks = _zstd_chunks(raw, path)
+        else:
+            chunks = iter(lambda: raw.read(CHUNK), b"")
+        pending = b""
+        for chunk in chunks:
+            parts = (pending + chunk).split(b"\n")
+            pending = parts.pop()
+            yield from parts
+        if pending:
+            yield pending
+
+
+def is_parquet(path: str) -> bool:
+    return path.endswith(".parquet")
+
+
+def iter_parquet_rows(path: str, columns: dict[str, str] | None = None, batch_size: int = 1024) -> Iterator[dict]:
+    """Rows of a Parquet file as dicts; `columns` maps Dolma field names to the file's column names."""
+    import pyarrow.parquet as pq
+
+    mapping = {"id": "id", "text": "text", **(columns or {})}
+    with open_raw(path) as fh:
+        pf = pq.ParquetFile(fh)
+        names = set(pf.schema_arrow.names)
+        missing = [src for dst, src in mapping.items() if dst in ("id", "text") and src not in names]
+        if missing:
+            raise DataFormatError(path, None, f"parquet file lacks column(s) {missing}; it has {sorted(names)}")
+        for batch in pf.iter_batches(batch_size=batch_size):
+            table = batch.to_pydict()
+            mapped = {dst: table[src] for dst, src in mapping.items() if src in table}
+            extra = {k: v for k, v in table.items() if k not in set(mapping.values())}
+            for i in range(batch.num_rows):
+                row = {dst: values[i] for dst, values in mapped.items()}
+                if extra:
+                    row.setdefault("metadata", {}).update({k: v[i] for k, v in extra.items()})
+                yield row
+
+
+# ----------------------------------------------------------------------------------------------- writing
+class AtomicWriter:
+    """Write bytes to `path` so readers only ever see a complete file.
+
+    Local files go to a hidden temporary name in the same directory and are renamed on success;
+    object-store uploads only become visible when the multipart upload completes on close (the
+    executor then adds a completion marker). Compression follows the extension, deterministically.
+    """
+
+    def __init__(self, path: str):
+        self.path = strip_file_scheme(path)
+        self.remote = is_remote(self.path)
+        if self.remote:
+            self.tmp = self.path
+        else:
+            directory, name = os.path.split(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            self.tmp = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+        self._raw: IO[bytes] | None = None
+        self._compress = None
+        self.bytes_written = 0
+
+    def __enter__(self) -> AtomicWriter:
+        self._raw = smart_open.open(self.tmp, "wb", compression="disable") if self.remote else open(self.tmp, "wb")
+        if self.path.endswith(".gz"):
+            self._compress = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        elif self.path.endswith((".zst", ".zstd")):
+            self._compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.bytes_written += len(data)
+        self._raw.write(self._compress.compress(data) if self._compress else data)
+
+    def write_lines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self.write(line + b"\n")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            if self._compress is not None:
+                self._raw.write(self._compress.flush())
+            self._raw.close()
+            if not self.remote:
+                os.replace(self.tmp, self.path)
+            return
+        if self.remote:
+            terminate = getattr(self._raw, "terminate", None)
+            if terminate:
+                terminate()
+            else:
+                self._raw.close()
+        else:
+            self._raw.close()
+            try:
+                os.remove(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def write_jsonl(path: str, rows: Iterable[dict]) -> int:
+    """Atomically write rows as JSON lines; returns the number of rows."""
+    n = 0
+    with AtomicWriter(path) as out:
+        for row in rows:
+            out.write(orjson.dumps(row) + b"\n")
+            n += 1
+    return n
+
+
+def read_text(path: str) -> str:
+    with open_raw(strip_file_scheme(path)) as fh:
+        return fh.read().decode("utf-8")
+
+
+def write_text(path: str, text: str) -> None:
+    with AtomicWriter(path) as out:
+        out.write(text.encode("utf-8"))
+
+
+def exists(path: str) -> bool:
+    path = strip_file_scheme(path)
+    if not is_remote(path):
+        return os.path.exists(path)
+    try:
+        with open_raw(path):
+            return True
+    except Exception:  # smart_open raises scheme-specific errors for a missing object
+        return False
+
+
+def remove(path: str) -> None:
+    path = strip_file_scheme(path)
+    if not is_remote(path):
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    if path.startswith("s3://"):
+        import boto3
+
+        bucket, key = path[5:].split("/", 1)
+        boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None).delete_object(Bucket=bucket, Key=key)
+
+
+def clean_stale_temporaries(path: str) -> None:
+    """Remove temporaries a killed run left beside `path`."""
+    if is_remote(path):
+        return
+    directory, name = os.path.split(os.path.abspath(path))
+    for stale in globlib.glob(os.path.join(glob_escape(directory), f".{glob_escape(name)}.tmp-*")):
+        try:
+            os.remove(stale)
+        except FileNotFoundError:
+            pass
+
+
+def glob_escape(text: str) -> str:
+    return globlib.escape(text)

@@ -1,0 +1,59 @@
+"""The tagger contract and registry.
+
+A tagger is a small class registered under a versioned name: `setup()` runs once per worker (load
+models there), `predict(doc)` is pure and returns spans, `predict_batch(docs)` exists for libraries that
+are faster on batches. The runtime calls only `predict_batch`; its default loops over `predict`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.registry import Registry
+
+
+class Tagger:
+    """Base class of all taggers; subclasses set options through keyword arguments."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, **options: Any):
+        if options:
+            raise ConfigError(f"tagger {self.name} takes no options, got {sorted(options)}")
+
+    def setup(self) -> None:
+        """Load models or compile resources; runs once per worker before the first prediction."""
+
+    def predict(self, doc: Document) -> list[Span]:
+        raise NotImplementedError
+
+    def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
+        return [self.predict(doc) for doc in docs]
+
+    @classmethod
+    def describe(cls) -> str:
+        """The first line of the class docstring, for `dolma list`."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+TAGGERS: Registry[Tagger] = Registry("tagger", "dolma_pipeline.taggers")
+
+
+def build_taggers(names: list[str], options: dict[str, dict[str, Any]] | None = None) -> list[Tagger]:
+    """Instantiate and set up the named taggers (each once)."""
+    options = options or {}
+    unknown_options = [k for k in options if k not in names]
+    if unknown_options:
+        raise ConfigError(f"tagger_options given for tagger(s) not in this run: {unknown_options}")
+    taggers = []
+    for name in dict.fromkeys(names):
+        cls = TAGGERS.get(name)
+        try:
+            tagger = cls(**options.get(name, {}))
+        except TypeError as e:
+            raise ConfigError(f"bad options for tagger {name}: {e}") from None
+        tagger.setup()
+        taggers.append(tagger)
+    return taggers
