@@ -1,0 +1,81 @@
+"""``olmo-train``: train from a YAML config, or export a checkpoint to Hugging Face format.
+
+    olmo-train CONFIG [--a.b=c ...]             train (resumes from the latest checkpoint)
+    olmo-train train CONFIG [--a.b=c ...]       the same
+    olmo-train config CONFIG [--a.b=c ...]      print the resolved config and exit
+    olmo-train export CKPT_DIR OUT_DIR [--tokenizer PATH] [--dtype float32|bfloat16|float16]
+
+Multi-process: ``torchrun --nproc_per_node N -m training.cli CONFIG ...`` (or the ``olmo-train`` script
+under ``torchrun --no-python``); multi-node via torchrun's ``--nnodes``/``--rdzv-endpoint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from training.config import TrainingError, config_to_yaml, load_config
+
+
+def _setup_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s [rank{rank}] %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _export(argv: list[str]) -> int:
+    from training.hf_export import export_hf
+
+    p = argparse.ArgumentParser(prog="olmo-train export", description="Export a checkpoint to HF OlmoForCausalLM")
+    p.add_argument("checkpoint", help="a step directory, or a save folder (its latest checkpoint)")
+    p.add_argument("out_dir")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json to copy (default: tokenizer.path)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    args = p.parse_args(argv)
+    out = export_hf(args.checkpoint, args.out_dir, args.tokenizer, args.dtype)
+    print(out)
+    return 0
+
+
+def _train(argv: list[str], dry: bool = False) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    cfg = load_config(argv[0], argv[1:])
+    if dry:
+        print(config_to_yaml(cfg))
+        return 0
+    from training.parallel import destroy_distributed
+    from training.trainer import build_trainer
+
+    try:
+        trainer = build_trainer(cfg)
+        trainer.fit()
+    finally:
+        destroy_distributed()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    try:
+        if argv and argv[0] == "export":
+            return _export(argv[1:])
+        if argv and argv[0] == "config":
+            return _train(argv[1:], dry=True)
+        if argv and argv[0] == "train":
+            argv = argv[1:]
+        return _train(argv)
+    except TrainingError as e:
+        print(f"olmo-train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
