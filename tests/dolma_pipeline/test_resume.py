@@ -1,0 +1,131 @@
+"""Determinism and resume: 1 vs 2 processes, a failing worker, a killed driver, path spellings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dolma_pipeline.io import write_jsonl
+from tests.conftest import DOLMA, REPO, make_docs, read_tree
+
+FLAKY = '''
+import os, time
+from dolma_pipeline.documents import Span
+from dolma_pipeline.tagger import TAGGERS, Tagger
+
+@TAGGERS.register("flaky_length_v1")
+class FlakyLength(Tagger):
+    """Length, but raises on document c-3 while $FLAKY_FLAG exists; optionally slow."""
+    def predict(self, doc):
+        if doc.id == "c-3" and os.path.exists(os.environ.get("FLAKY_FLAG", "/nonexistent")):
+            raise RuntimeError("injected worker failure")
+        time.sleep(float(os.environ.get("FLAKY_SLEEP", "0")))
+        return [Span(0, len(doc.text), "length", float(len(doc.text)))]
+'''
+
+
+def _tag(root, *extra, env=None, check=True):
+    cmd = [*DOLMA, "tag", "--documents", f"{root}/documents/**/*", "--experiment", "exp",
+           "--taggers", "char_length_v1", "whitespace_tokenizer_v1", *extra]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _attributes(root):
+    return read_tree(root / "attributes")
+
+
+@pytest.mark.ray
+def test_one_and_two_processes_give_identical_bytes(corpus, tmp_path):
+    other = tmp_path / "copy"
+    shutil.copytree(corpus / "documents", other / "documents")
+    _tag(corpus, "--processes", "1")
+    _tag(other, "--processes", "2")
+    one, two = _attributes(corpus), _attributes(other)
+    assert one and one == two
+
+
+@pytest.mark.ray
+def test_failed_worker_then_resume_matches_uninterrupted_run(corpus, tmp_path):
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(FLAKY)
+    flag = tmp_path / "flag"
+    flag.touch()
+    clean = tmp_path / "clean"
+    shutil.copytree(corpus / "documents", clean / "documents")
+    args = ["--taggers", "flaky_length_v1", "--tagger_modules", str(plugin), "--processes", "2"]
+    env = {"FLAKY_FLAG": str(flag)}
+    failed = _tag(corpus, *args, env=env, check=False)
+    assert failed.returncode == 1
+    assert "injected worker failure" in failed.stderr
+    assert not (corpus / "attributes/exp/sub/c.jsonl").exists()
+    flag.unlink()
+    resumed = _tag(corpus, *args, env=env)
+    assert "c.jsonl" not in resumed.stderr
+    _tag(clean, *args, env=env)
+    assert _attributes(corpus) == _attributes(clean)
+
+
+def test_sigkill_of_the_driver_then_resume(tmp_path):
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(FLAKY)
+    for root in ("killed", "clean"):
+        for i in range(6):
+            write_jsonl(str(tmp_path / root / "documents" / f"part-{i}.jsonl.gz"), make_docs(f"p{i}", 20))
+    args = ["--taggers", "flaky_length_v1", "--tagger_modules", str(plugin), "--debug"]
+    cmd = [*DOLMA, "tag", "--documents", f"{tmp_path / 'killed'}/documents/*", "--experiment", "exp", *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "FLAKY_SLEEP": "0.02"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    attrs = tmp_path / "killed" / "attributes" / "exp"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (attrs / ".part-1.jsonl.gz.done.json").exists():
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [n for n in os.listdir(attrs) if n.endswith(".done.json")]
+    assert 1 <= len(done) < 6, "the run must be killed mid-way"
+    resumed = _tag(tmp_path / "killed", *args)
+    assert "already done" in resumed.stdout
+    _tag(tmp_path / "clean", *args)
+    assert _attributes(tmp_path / "killed") == _attributes(tmp_path / "clean")
+    leftovers = [n for n in os.listdir(attrs) if ".tmp-" in n]
+    assert leftovers == []
+
+
+def test_rerun_skips_whatever_the_path_spelling(corpus):
+    _tag(corpus, "--debug")
+    before = _attributes(corpus)
+    odd = f"{corpus}/documents/../documents/./"
+    proc = subprocess.run([*DOLMA, "tag", "--documents", f"{odd}**/*", "--experiment", "exp", "--taggers",
+                           "char_length_v1", "whitespace_tokenizer_v1", "--debug"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 processed, 4 already done" in proc.stdout
+    summary = json.loads((corpus / "attributes/exp/dolma_tag.summary.json").read_text())["summary"]
+    assert summary["documents"] == 105  # resumed files still count in the summary
+    forced = _tag(corpus, "--debug", "--ignore_existing")
+    assert "4 processed" in forced.stdout
+    assert _attributes(corpus) == before
+
+
+def test_changed_config_redoes_finished_files(corpus):
+    _tag(corpus, "--debug")
+    proc = subprocess.run([*DOLMA, "tag", "--documents", f"{corpus}/documents/**/*", "--experiment", "exp",
+                           "--taggers", "char_length_v1", "--debug"], cwd=REPO, capture_output=True, text=True)
+    assert "4 processed" in proc.stdout
+    row = json.loads(subprocess.run(["zcat", str(corpus / "attributes/exp/a.jsonl.gz")], capture_output=True,
+                                    text=True).stdout.splitlines()[0])
+    assert list(row["attributes"]) == ["exp__char_length_v1__length"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
