@@ -188,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-limit", type=int, default=1500)
     parser.add_argument("--man-limit-per-language", type=int, default=150)
     parser.add_argument("--copyright-limit", type=int, default=800)
+    parser.add_argument("--skip-existing", action="store_true", help="do nothing if OUTPUT/documents exists")
     args = parser.parse_args(argv)
+    if args.skip_existing and os.path.isdir(os.path.join(args.output, "documents")):
+        print(f"demo corpus already in {args.output}/documents")
+        return 0
     counts = build(args.output, args.python_limit, args.man_limit_per_language, args.copyright_limit)
     print(f"demo corpus in {args.output}/documents: " + ", ".join(f"{k} {v}" for k, v in counts.items())
           + f" ({sum(counts.values())} documents)")

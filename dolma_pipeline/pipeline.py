@@ -1,0 +1,173 @@
+"""`dolma pipeline run CONFIG.yaml`: tag → dedupe → mix → tokenize → train → export, from one YAML file.
+
+Each stage names a command and that command's own config (its YAML schema, unchanged). A stage is
+skipped when its record in `<workdir>/.pipeline/` matches: same command, same config, same fingerprint
+of its inputs and of every earlier stage. Changing one stage's config therefore reruns that stage and
+everything after it, nothing before. Every stage output gets a `lineage.json` (see lineage.py).
+`{workdir}` and `{processes}` in any string of the YAML are replaced before use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from dolma_pipeline.config import fingerprint, from_dict, load_yaml
+from dolma_pipeline.errors import ConfigError, DolmaError
+from dolma_pipeline.lineage import Lineage, code_version, directory_fingerprint
+
+log = logging.getLogger(__name__)
+
+DOLMA_COMMANDS = ("tag", "dedupe", "mix", "tokenize", "report")
+OTHER_COMMANDS = ("train", "export", "generate")
+
+
+@dataclass
+class StageConfig:
+    name: str
+    command: str
+    config: dict[str, Any] = field(default_factory=dict)
+    output: str = ""
+    inputs: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.command not in DOLMA_COMMANDS + OTHER_COMMANDS:
+            raise ConfigError(f"stage {self.name}: unknown command {self.command!r}; valid choices: "
+                              f"{', '.join(DOLMA_COMMANDS + OTHER_COMMANDS)}")
+        if not self.output:
+            raise ConfigError(f"stage {self.name}: `output` (its main output directory) is required")
+
+
+@dataclass
+class PipelineConfig:
+    workdir: str = "pipeline-output"
+    processes: int = 2
+    stages: list[StageConfig] = field(default_factory=list)
+
+    def validate(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"stage names must be unique: {names}")
+
+
+def _substitute(value: Any, variables: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for key, replacement in variables.items():
+            value = value.replace("{" + key + "}", replacement)
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, variables) for k, v in value.items()}
+    return value
+
+
+def load_pipeline(path: str, workdir: str | None = None, processes: int | None = None) -> PipelineConfig:
+    raw = load_yaml(path)
+    if workdir:
+        raw["workdir"] = workdir
+    if processes:
+        raw["processes"] = processes
+    raw.setdefault("workdir", PipelineConfig.workdir)
+    variables = {"workdir": os.path.abspath(str(raw["workdir"])), "processes": str(raw.get("processes", 2))}
+    return from_dict(PipelineConfig, _substitute(raw, variables))
+
+
+def _record_path(workdir: str, stage: str) -> str:
+    return os.path.join(workdir, ".pipeline", f"{stage}.json")
+
+
+def _run_stage(stage: StageConfig, processes: int) -> None:
+    if stage.command in DOLMA_COMMANDS:
+        from dolma_pipeline.cli import COMMANDS
+
+        module = importlib.import_module(COMMANDS[stage.command][0])
+        config = dict(stage.config)
+        if "processes" in {f for f in getattr(module.Config, "__dataclass_fields__", {})}:
+            config.setdefault("processes", processes)
+        code = module.run(from_dict(module.Config, config))
+        if code:
+            raise DolmaError(f"stage {stage.name} ({stage.command}) exited with status {code}")
+        return
+    if stage.command == "train":
+        cmd = [sys.executable, "-m", "training.cli", stage.config["config"]]
+        for key, value in stage.config.get("overrides", {}).items():
+            text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+            cmd.append(f"--{key}={text}")
+    elif stage.command == "export":
+        cmd = [sys.executable, "-m", "training.cli", "export", stage.config["checkpoint"], stage.output]
+        if stage.config.get("tokenizer"):
+            cmd += ["--tokenizer", stage.config["tokenizer"]]
+    else:  # generate
+        cmd = [sys.executable, "-m", "dolma_pipeline.generate", stage.config["model"], "--output", stage.output,
+               "--prompt", stage.config.get("prompt", "The"), "--max-new-tokens",
+               str(stage.config.get("max_new_tokens", 40))]
+    log.info("stage %s: %s", stage.name, shlex.join(cmd))
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise DolmaError(f"stage {stage.name} failed (exit {proc.returncode}): {shlex.join(cmd)}")
+
+
+def run_pipeline(config: PipelineConfig, only: list[str] | None = None, force: bool = False) -> list[str]:
+    """Run the stages in order, skipping up-to-date ones; returns the names of the stages that ran."""
+    os.makedirs(config.workdir, exist_ok=True)
+    ran, upstream = [], ""
+    version = code_version()
+    for stage in config.stages:
+        inputs = {path: directory_fingerprint(path) for path in stage.inputs}
+        stage_fp = fingerprint([stage.command, stage.config, stage.output, inputs, upstream])
+        upstream = stage_fp
+        record_path = _record_path(config.workdir, stage.name)
+        if os.path.exists(record_path) and not force and (only is None or stage.name not in only):
+            with open(record_path) as fh:
+                record = json.load(fh)
+            if record.get("fingerprint") == stage_fp and os.path.exists(stage.output):
+                print(f"[pipeline] {stage.name}: up to date, skipped")
+                continue
+        print(f"[pipeline] {stage.name}: running {stage.command}")
+        start = time.perf_counter()
+        _run_stage(stage, config.processes)
+        seconds = time.perf_counter() - start
+        Lineage(stage=stage.name, command=stage.command, output=stage.output, config=stage.config,
+                inputs=stage.inputs, input_fingerprints=inputs, code_version=version, fingerprint=stage_fp).write()
+        os.makedirs(os.path.dirname(record_path), exist_ok=True)
+        with open(record_path + ".tmp", "w") as fh:
+            json.dump({"fingerprint": stage_fp, "seconds": round(seconds, 2), "output": stage.output}, fh)
+        os.replace(record_path + ".tmp", record_path)
+        print(f"[pipeline] {stage.name}: done in {seconds:.1f}s")
+        ran.append(stage.name)
+    return ran
+
+
+def main(argv: list[str], config_file: str | None = None) -> int:
+    """`dolma pipeline run CONFIG.yaml [--workdir DIR] [--processes N] [--force] [--only STAGE ...]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="dolma pipeline")
+    parser.add_argument("action", choices=["run", "show"])
+    parser.add_argument("config", nargs="?", default=config_file)
+    parser.add_argument("--workdir")
+    parser.add_argument("--processes", type=int)
+    parser.add_argument("--force", action="store_true", help="rerun every stage")
+    parser.add_argument("--only", nargs="*", help="rerun these stages even if up to date")
+    args = parser.parse_args(argv)
+    if not args.config:
+        raise ConfigError("dolma pipeline run CONFIG.yaml: no config given")
+    config = load_pipeline(args.config, args.workdir, args.processes)
+    if args.action == "show":
+        print(yaml.safe_dump(json.loads(json.dumps(config, default=lambda o: o.__dict__)), sort_keys=False))
+        return 0
+    start = time.perf_counter()
+    ran = run_pipeline(config, args.only, args.force)
+    print(f"[pipeline] finished in {time.perf_counter() - start:.1f}s; ran: {', '.join(ran) or 'nothing'}")
+    return 0
