@@ -109,7 +109,7 @@ def _run_stage(stage: StageConfig, processes: int) -> None:
         if stage.config.get("tokenizer"):
             cmd += ["--tokenizer", stage.config["tokenizer"]]
     else:  # generate
-        cmd = [sys.executable, "-m", "dolma_pipeline.generate", stage.config["model"], "--output", stage.output,
+        cmd = [sys.executable, "-m", "training.generate", stage.config["model"], "--output", stage.output,
                "--prompt", stage.config.get("prompt", "The"), "--max-new-tokens",
                str(stage.config.get("max_new_tokens", 40))]
     log.info("stage %s: %s", stage.name, shlex.join(cmd))
