@@ -28,6 +28,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.filesystem import FileSystemReader
 from torch.distributed.checkpoint.planner import LoadItemType
 from torch.distributed.checkpoint.state_dict import (
@@ -41,8 +42,19 @@ from torch.distributed.checkpoint.state_dict import (
 from training.config import TrainConfig, TrainingError, config_from_dict, save_config
 
 log = logging.getLogger(__name__)
-# One process without a process group is a supported mode, not a mistake worth a warning per save.
-warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+
+
+def _dcp(fn, *args: Any, **kwargs: Any) -> Any:
+    # One process without a process group is a supported mode, not a mistake worth a warning per call.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        try:
+            return fn(*args, **kwargs)
+        except CheckpointException as e:
+            reasons = "; ".join(f"rank {r}: {exc}" for r, (exc, _) in e.failures.items())
+            where = kwargs.get("checkpoint_id") or getattr(kwargs.get("storage_reader"), "path", "")
+            raise CheckpointError(f"{fn.__name__} of checkpoint {where} failed: {reasons}") from e
+
 
 STEP_RE = re.compile(r"^step(\d+)$")
 
@@ -175,7 +187,8 @@ class Checkpointer:
             (tmp / "rng").mkdir()
         _barrier()
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        dcp.save({"model": model_sd, "optim": {"state": optim_sd["state"]}}, checkpoint_id=str(tmp / "model_and_optim"))
+        _dcp(dcp.save, {"model": model_sd, "optim": {"state": optim_sd["state"]}},
+             checkpoint_id=str(tmp / "model_and_optim"))
         rng = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state()
@@ -248,11 +261,11 @@ def load_sharded(
     reader = SafeFileSystemReader(str(Path(path) / "model_and_optim"))
     if optimizer is None:
         sd = get_model_state_dict(model)
-        dcp.load({"model": sd}, storage_reader=reader)
+        _dcp(dcp.load, {"model": sd}, storage_reader=reader)
         set_model_state_dict(model, sd)
         return
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.load({"model": model_sd, "optim": {"state": optim_sd["state"]}}, storage_reader=reader)
+    _dcp(dcp.load, {"model": model_sd, "optim": {"state": optim_sd["state"]}}, storage_reader=reader)
     if param_groups is not None:
         optim_sd["param_groups"] = _restore_groups(param_groups)
     set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)

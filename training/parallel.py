@@ -11,6 +11,7 @@ import datetime
 import logging
 import os
 import socket
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ import torch.nn as nn
 from training.config import ConfigError, ParallelConfig
 
 log = logging.getLogger(__name__)
+# Weights are initialised after sharding; on a CPU mesh DTensor says its RNG support may be incomplete,
+# which only matters for reproducing the same init at another world size (checkpoints carry weights).
+warnings.filterwarnings("ignore", message="DTensor random operators may not have complete support")
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""Helpers for the trainer tests: token files from real text, and small run configs."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig, config_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+BYTE_EOS = 256  # byte-level scheme: ids 0..255 are bytes, 256 ends a document
+BYTE_VOCAB = 257
+OLMO_TOKENIZER_PATHS = [
+    Path(os.environ.get("DOLMA_CACHE", "~/.cache/dolma")).expanduser() / "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
+    Path("/tmp/peers/assets/allenai_gpt-neox-olmo-dolma-v1_5.json"),
+]
+
+
+def docstrings() -> list[str]:
+    """Human-written text shipped with Python: the docstrings of a few stdlib modules."""
+    import argparse
+    import collections
+    import email
+    import http
+    import json
+    import logging
+    import typing
+
+    texts = []
+    for mod in (argparse, collections, email, http, json, logging, typing, os, inspect):
+        for _, obj in inspect.getmembers(mod):
+            doc = inspect.getdoc(obj)
+            if doc and len(doc) > 40:
+                texts.append(doc)
+    return texts
+
+
+def write_tokens(path: Path, ids: np.ndarray, dtype: str = "uint16") -> Path:
+    """A raw, header-less little-endian token file, as the tokenize stage writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.asarray(ids).astype(np.dtype(dtype).newbyteorder("<")).tofile(path)
+    return path
+
+
+def byte_tokens(texts: list[str]) -> np.ndarray:
+    out: list[int] = []
+    for t in texts:
+        out.extend(t.encode())
+        out.append(BYTE_EOS)
+    return np.array(out, dtype=np.uint16)
+
+
+def olmo_tokenizer_path() -> Path | None:
+    return next((p for p in OLMO_TOKENIZER_PATHS if p.is_file()), None)
+
+
+def small_config(token_dir: Path, save_folder: Path, **sections: dict[str, Any]) -> TrainConfig:
+    """A tiny byte-level run; ``sections`` update the config's sections (``trainer={...}``)."""
+    data: dict[str, Any] = {
+        "run_name": "test",
+        "model": {"preset": "tiny", "vocab_size": BYTE_VOCAB, "max_sequence_length": 64},
+        "tokenizer": {"eos_token_id": BYTE_EOS},
+        "data": {
+            "train": [{"label": "docs", "paths": [str(token_dir / "train" / "part-*.npy")]}],
+            "eval": [{"label": "heldout", "paths": [str(token_dir / "eval" / "part-*.npy")]}],
+            "sequence_length": 64,
+        },
+        "optim": {"lr": 3e-3},
+        "scheduler": {"warmup_steps": 5},
+        "trainer": {"max_steps": 10, "global_batch_size": 8, "micro_batch_size": 4, "precision": "fp32",
+                    "device": "cpu", "log_interval": 1000, "eval_max_batches": 4},
+        "checkpoint": {"save_folder": str(save_folder), "save_interval": 0, "keep_last": 2},
+        "metrics": {"plot": False},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return config_from_dict(data)
+
+
+PYTHON = sys.executable
