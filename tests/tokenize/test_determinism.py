@@ -1,0 +1,87 @@
+"""Same inputs and seed give byte-identical parts: across process counts, and after an interrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dolma_pipeline.config import from_dict
+from dolma_pipeline.errors import DataFormatError
+from dolma_pipeline.executor import marker_path
+from dolma_pipeline.tokenfile import list_parts, metadata_path
+from dolma_pipeline.tokenize import SUMMARY_NAME, Config, run
+
+from .conftest import make_docs, truncate, write_docs
+
+
+def tokenize(documents: str, destination: str, **options) -> dict:
+    options = {"debug": True, "max_size": 1000, **options}
+    assert run(from_dict(Config, {"documents": [documents], "destination": destination, **options})) == 0
+    with open(os.path.join(destination, SUMMARY_NAME)) as fh:
+        return json.load(fh)
+
+
+def part_bytes(destination: str) -> dict[str, bytes]:
+    out = {}
+    for part in list_parts(destination):
+        for path in (part, metadata_path(part)):
+            with open(path, "rb") as fh:
+                out[os.path.basename(path)] = fh.read()
+    return out
+
+
+def test_resume_after_a_failed_run_gives_the_same_bytes(corpus, tmp_path):
+    bad = os.path.join(corpus, "b.jsonl.gz")
+    good = truncate(bad)
+    resumed = str(tmp_path / "resumed")
+    with pytest.raises(DataFormatError):
+        tokenize(corpus, resumed)
+    with open(bad, "wb") as fh:
+        fh.write(good)
+    summary = tokenize(corpus, resumed)
+    assert summary["files_resumed"] == 1  # a.jsonl.gz was finished before the failure
+    clean = str(tmp_path / "clean")
+    tokenize(corpus, clean)
+    assert len(part_bytes(clean)) > 4
+    assert part_bytes(resumed) == part_bytes(clean)
+
+
+def test_interrupted_part_writing_resumes_to_the_same_bytes(corpus, tmp_path):
+    out = str(tmp_path / "out")
+    tokenize(corpus, out, keep_work=True)
+    before = part_bytes(out)
+    parts = list_parts(out)
+    # Simulate a kill: one part and one encoded input lost, with their markers; a stale temporary left behind.
+    for path in (parts[1], marker_path(parts[1])):
+        os.remove(path)
+    encoded = sorted(p for p in os.listdir(os.path.join(out, ".tokenize-work", "encoded")) if p.endswith(".tokens"))
+    os.remove(os.path.join(out, ".tokenize-work", "encoded", encoded[0]))
+    with open(os.path.join(out, f".{os.path.basename(parts[0])}.tmp-deadbeef0000"), "wb") as fh:
+        fh.write(b"partial")
+    summary = tokenize(corpus, out)
+    assert summary["files_resumed"] == 2 and summary["parts_resumed"] == len(parts) - 1
+    assert part_bytes(out) == before
+    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+
+
+def test_stale_parts_of_a_larger_earlier_run_are_removed(corpus, tmp_path):
+    out = str(tmp_path / "out")
+    tokenize(corpus, out, max_size=1000)
+    many = len(list_parts(out))
+    tokenize(corpus, out, max_size=100_000)
+    assert many > 1 and len(list_parts(out)) == 1
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_process_count_does_not_change_the_bytes(corpus, tmp_path):
+    for i in range(3):  # more files than processes
+        write_docs(os.path.join(corpus, f"extra{i}.jsonl.gz"), make_docs(f"x{i}", 10))
+    serial = str(tmp_path / "serial")
+    tokenize(corpus, serial)
+    parallel = str(tmp_path / "parallel")
+    tokenize(corpus, parallel, debug=False, processes=2)
+    assert len(part_bytes(serial)) > 4
+    assert part_bytes(parallel) == part_bytes(serial)
