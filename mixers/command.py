@@ -1,0 +1,130 @@
+"""`dolma -c mix.yaml mix`: filter, mask and sample documents by their attributes into sized shards.
+
+Steps: validate every stream (inputs, attribute sets and files, attribute keys) before writing anything;
+run one work unit per document file on Ray (or serially with --debug), each writing hidden parts and a
+completion marker; pack the parts of each stream in input order into `<name>-NNNN.jsonl.gz`; write the
+stream's report and a stream marker. A rerun skips finished streams and finished files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import orjson
+
+from dolma_pipeline import io
+from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
+from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.executor import read_marker, run_shards
+from mixers.config import MixConfig, StreamConfig
+from mixers.report import merge_unit_stats, render, stream_report
+from mixers.shards import Part, plan_shards, remove_parts, write_shards
+from mixers.validate import StreamPlan, plan_stream
+from mixers.worker import MixShard, StreamMixer, mix_file
+
+log = logging.getLogger(__name__)
+
+Config = MixConfig
+MIX_VERSION = 1  # bump when the bytes a given config produces change
+
+
+def _stream_marker(stream: StreamConfig) -> str:
+    return io.join(stream.output.path, f".{stream.name}.mix.done.json")
+
+
+def _stream_fingerprint(plan: StreamPlan) -> str:
+    return fingerprint({"version": MIX_VERSION, "stream": to_dict(plan.config), "documents": plan.documents,
+                        "attributes": plan.attribute_paths})
+
+
+def _finished_report(plan: StreamPlan, stream_fp: str) -> dict[str, Any] | None:
+    try:
+        marker = orjson.loads(io.read_text(_stream_marker(plan.config)))
+    except Exception:  # missing or half-written: not finished
+        return None
+    if marker.get("fingerprint") != stream_fp:
+        return None
+    if not all(io.exists(io.join(plan.config.output.path, s)) for s in marker["report"]["shards"]):
+        return None
+    return marker["report"]
+
+
+def _units(plan: StreamPlan, stream_fp: str) -> list[MixShard]:
+    stream = plan.config
+    stream_dict = to_dict(stream)
+    parts_dir = io.join(stream.output.path, ".parts", stream.name)
+    units = []
+    for index, (doc_path, attr_paths) in enumerate(zip(plan.documents, plan.attribute_paths)):
+        prefix = io.join(parts_dir, f"{index:06d}")
+        unit_fp = fingerprint({"stream": stream_fp, "input": doc_path, "attributes": attr_paths, "index": index})
+        units.append(MixShard(input=doc_path, output=f"{prefix}-0000{stream.output_extension()}", fingerprint=unit_fp,
+                              stream=stream_dict, stream_fingerprint=stream_fp, attribute_paths=attr_paths,
+                              parts_prefix=prefix))
+    return units
+
+
+def _pack(plan: StreamPlan, units: list[MixShard]) -> tuple[dict[str, Any], list[str]]:
+    stream = plan.config
+    unit_stats = []
+    for unit in units:
+        stats = read_marker(unit)
+        if stats is None:
+            raise DolmaError(f"stream {stream.name!r}: {unit.input} has no finished output; rerun to resume")
+        unit_stats.append(stats)
+    parts = [Part(p["path"], p["documents"], p["compressed_bytes"], 0) for s in unit_stats for p in s["parts"]]
+    groups = plan_shards(parts, stream.output.max_size_in_bytes)
+    written = write_shards(stream.output.path, stream.name, stream.output_extension(), groups)
+    report = stream_report(stream.name, len(units), merge_unit_stats(unit_stats),
+                           [os.path.basename(p) for p in written])
+    io.write_text(io.join(stream.output.path, f".{stream.name}.mix_config.yaml"), dump_yaml(stream))
+    io.write_text(io.join(stream.output.path, f".{stream.name}.mix_report.json"),
+                  orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return report, [p.path for p in parts]
+
+
+def run(config: MixConfig) -> int:
+    plans = []
+    for stream in config.streams:
+        keys = StreamMixer(stream).attribute_keys()  # compiles every expression: syntax errors surface now
+        plan = plan_stream(stream, keys, config.allow_missing_attributes)
+        for warning in plan.warnings:
+            log.warning(warning)
+        plans.append(plan)
+    if config.dryrun:
+        for plan in plans:
+            print(f"stream {plan.config.name}: {len(plan.documents)} document file(s), attribute sets "
+                  f"{plan.config.attributes}, output {plan.config.output.path}")
+        return 0
+
+    reports: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[StreamPlan, str, list[MixShard]]] = []
+    for plan in plans:
+        stream_fp = _stream_fingerprint(plan)
+        done = None if config.ignore_existing else _finished_report(plan, stream_fp)
+        if done is not None:
+            log.info("stream %s already mixed; skipping (use --ignore_existing to redo)", plan.config.name)
+            reports[plan.config.name] = done
+        else:
+            io.remove(_stream_marker(plan.config))  # its shards are about to be rewritten
+            pending.append((plan, stream_fp, _units(plan, stream_fp)))
+
+    all_units = [u for _, _, units in pending for u in units]
+    if all_units:
+        run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
+                   debug=config.debug, ignore_existing=config.ignore_existing, desc="mix")
+    for plan, stream_fp, units in pending:
+        report, part_paths = _pack(plan, units)
+        marker = {"fingerprint": stream_fp, "report": report}
+        io.write_text(_stream_marker(plan.config), orjson.dumps(marker, option=orjson.OPT_INDENT_2).decode())
+        remove_parts(io.join(plan.config.output.path, ".parts", plan.config.name), part_paths)
+        reports[plan.config.name] = report
+
+    ordered = [reports[s.name] for s in config.streams]
+    print(render(ordered), file=sys.stderr)
+    if config.report:
+        io.write_text(config.report, orjson.dumps(ordered, option=orjson.OPT_INDENT_2).decode())
+    return 0
+

@@ -1,0 +1,217 @@
+"""Output shards sized by their compressed bytes, numbered deterministically.
+
+Each input file is mixed by one work unit into its own *parts* (hidden, under `<output>/.parts/<name>/`),
+cut whenever a part's compressed size reaches `max_size_in_bytes`. After every unit has finished, the
+parts are packed in input-file order into `<name>-NNNN.jsonl.gz|.zst`: consecutive parts are
+concatenated (gzip members and zstd frames concatenate into valid files) while the shard stays within
+the limit. Parts depend only on their input file and the config, and packing only on the parts, so the
+output bytes are the same for any number of workers and after an interrupted run is resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+import zlib
+from dataclasses import dataclass
+
+import zstandard
+
+from dolma_pipeline import io
+
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+COPY_CHUNK = 1 << 22
+
+
+def _compressor(path: str):
+    if path.endswith(".gz"):
+        return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    if path.endswith(".zst"):
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+    return None
+
+
+class _AtomicRawFile:
+    """Bytes to a hidden temporary beside `path`, renamed on close (remote: visible on upload completion)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.remote = io.is_remote(path)
+        if self.remote:
+            self.tmp = path
+            self.fh = io.open_raw(path, "wb")
+        else:
+            directory, name = os.path.split(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            self.tmp = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+            self.fh = open(self.tmp, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+
+    def commit(self) -> None:
+        self.fh.close()
+        if not self.remote:
+            os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.remote:
+            terminate = getattr(self.fh, "terminate", None)
+            (terminate or self.fh.close)()
+            return
+        self.fh.close()
+        try:
+            os.remove(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class Part:
+    path: str
+    documents: int
+    compressed_bytes: int
+    text_bytes: int
+
+
+class PartWriter:
+    """Writes one input file's kept documents into parts `<prefix>-NNNN<ext>` of bounded compressed size.
+
+    Compressors buffer their output, so the size written so far understates a part. The writer keeps an
+    estimate (bytes out + pending input x the compression ratio seen so far) and, when the estimate
+    reaches the limit, sync-flushes the compressor (it keeps its dictionary; a few bytes each) to learn
+    the exact size. A part is closed at the first document that brings its exact size to the limit.
+    """
+
+    def __init__(self, prefix: str, extension: str, max_bytes: int):
+        self.prefix, self.extension, self.max_bytes = prefix, extension, max_bytes
+        self.parts: list[Part] = []
+        self._file: _AtomicRawFile | None = None
+        self._compress = None
+        self._docs = self._compressed = self._raw = self._pending = 0
+        self._ratio = 1.0
+
+    def _open(self) -> None:
+        path = f"{self.prefix}-{len(self.parts):04d}{self.extension}"
+        self._file = _AtomicRawFile(path)
+        self._compress = _compressor(path)
+        self._docs = self._compressed = self._raw = self._pending = 0
+
+    def write(self, line: bytes) -> None:
+        if self._file is None:
+            self._open()
+        self._raw += len(line)
+        self._docs += 1
+        if self._compress is None:
+            self._file.write(line)
+            self._compressed += len(line)
+        else:
+            out = self._compress.compress(line)
+            if out:
+                self._file.write(out)
+                self._compressed += len(out)
+            self._pending += len(line)
+            if self._compressed + self._pending * self._ratio < self.max_bytes:
+                return
+            out = self._compress.flush(self._sync_mode)
+            self._file.write(out)
+            self._compressed += len(out)
+            self._pending = 0
+            self._ratio = self._compressed / self._raw
+        if self._compressed >= self.max_bytes:
+            self._close()
+
+    @property
+    def _sync_mode(self) -> int:
+        return zlib.Z_SYNC_FLUSH if self.extension.endswith(".gz") else zstandard.COMPRESSOBJ_FLUSH_BLOCK
+
+    def _close(self) -> None:
+        if self._compress is not None:
+            tail = self._compress.flush()
+            self._file.write(tail)
+            self._compressed += len(tail)
+        self._file.commit()
+        self.parts.append(Part(self._file.path, self._docs, self._compressed, self._raw))
+        self._file = None
+
+    def close(self) -> list[Part]:
+        """Finish the last part; a file with no kept documents still gets one (empty) part as its record."""
+        if self._file is None and not self.parts:
+            self._open()
+        if self._file is not None:
+            self._close()
+        return self.parts
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+            self._file = None
+
+
+def plan_shards(parts: list[Part], max_bytes: int) -> list[list[Part]]:
+    """Group consecutive parts greedily into shards of at most `max_bytes` (a bigger part stands alone)."""
+    shards: list[list[Part]] = []
+    size = 0
+    for part in parts:
+        if part.documents == 0:
+            continue
+        if shards and size + part.compressed_bytes <= max_bytes:
+            shards[-1].append(part)
+            size += part.compressed_bytes
+        else:
+            shards.append([part])
+            size = part.compressed_bytes
+    return shards
+
+
+def shard_name(name: str, index: int, extension: str) -> str:
+    return f"{name}-{index:04d}{extension}"
+
+
+def write_shards(output_dir: str, name: str, extension: str, groups: list[list[Part]]) -> list[str]:
+    """Concatenate each group of parts into its final shard (atomically) and remove stale shards."""
+    written = []
+    for index, group in enumerate(groups):
+        target = io.join(output_dir, shard_name(name, index, extension))
+        if len(group) == 1 and not io.is_remote(target) and not io.is_remote(group[0].path):
+            os.replace(group[0].path, target)  # parts are deleted after packing anyway: move, not copy
+        else:
+            out = _AtomicRawFile(target)
+            try:
+                for part in group:
+                    with io.open_raw(part.path) as fh:
+                        for chunk in iter(lambda fh=fh: fh.read(COPY_CHUNK), b""):
+                            out.write(chunk)
+            except BaseException:
+                out.abort()
+                raise
+            out.commit()
+        written.append(target)
+    remove_stale_shards(output_dir, name, len(groups))
+    return written
+
+
+def remove_stale_shards(output_dir: str, name: str, keep: int) -> None:
+    """Shards numbered >= `keep` left by an earlier run with a different config (local outputs only)."""
+    if io.is_remote(output_dir) or not os.path.isdir(output_dir):
+        return
+    pattern = re.compile(re.escape(name) + r"-(\d{4,})\.jsonl(\.gz|\.zst)?$")
+    for entry in os.listdir(output_dir):
+        m = pattern.match(entry)
+        if m and int(m.group(1)) >= keep:
+            os.remove(os.path.join(output_dir, entry))
+
+
+def remove_parts(parts_dir: str, paths: list[str]) -> None:
+    for path in paths:
+        io.remove(path)
+        io.remove(f"{os.path.dirname(path)}/.{os.path.basename(path)}.done.json")
+    if not io.is_remote(parts_dir):
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(parts_dir))  # `.parts/` itself, once no stream uses it
+        except OSError:
+            pass

@@ -1,0 +1,188 @@
+"""`dolma mix` end to end: what is kept, masked and written, sized shards, report, determinism, resume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+
+import pytest
+
+from dolma_pipeline.config import from_dict
+from dolma_pipeline.io import iter_raw_lines
+from mixers import command
+from mixers.config import MixConfig
+from tests.mixers.conftest import DUP, GOPHER, PARA, PII, attribute_rows, stream_config
+
+
+def run_mix(streams: list[dict], **top) -> int:
+    config = from_dict(MixConfig, {"streams": streams, "debug": True, **top})
+    return command.run(config)
+
+
+def read_output(out) -> list[dict]:
+    rows = []
+    for name in sorted(os.listdir(out)):
+        if name.endswith((".jsonl.gz", ".jsonl.zst")):
+            rows.extend(json.loads(line) for line in iter_raw_lines(os.path.join(out, name)))
+    return rows
+
+
+def tree_bytes(out) -> dict[str, bytes]:
+    return {n: open(os.path.join(out, n), "rb").read() for n in sorted(os.listdir(out)) if not n.startswith(".")}
+
+
+def expected_kept(docs_by_file) -> dict[str, str]:
+    """The ids and texts the fixture's rules must produce, computed independently of the mixer."""
+    kept = {}
+    for _, docs in sorted(docs_by_file.items()):
+        for i, doc in enumerate(docs):
+            attrs = {k: v for rows in attribute_rows(doc, i).values() for k, v in rows.items()}
+            if attrs[DUP][0][2] >= 0.5 or attrs[GOPHER][0][2] < 10 or attrs[f"{PII}doc_count"][0][2] > 5:
+                continue
+            text = doc["text"]
+            spans = sorted([(s, e, " |||EMAIL_ADDRESS||| ") for s, e, _ in attrs.get(f"{PII}EMAIL_ADDRESS", [])]
+                           + [(s, e, " |||PHONE_NUMBER||| ") for s, e, _ in attrs.get(f"{PII}PHONE_NUMBER", [])]
+                           + [(s, e, "") for s, e, _ in attrs[PARA]])
+            for s, e, rep in reversed(spans):
+                text = text[:s] + rep + text[e:]
+            kept[doc["id"]] = text
+    return kept
+
+
+def test_mix_keeps_masks_and_reports(mix_corpus, tmp_path):
+    root, docs = mix_corpus
+    out = tmp_path / "out"
+    assert run_mix([stream_config(root, out)], report=str(tmp_path / "report.json")) == 0
+    rows = read_output(out)
+    want = expected_kept(docs)
+    assert [r["id"] for r in rows] == list(want)  # input order
+    assert {r["id"]: r["text"] for r in rows} == want
+    assert all("attributes" not in r for r in rows)
+    assert any("|||EMAIL_ADDRESS|||" in r["text"] for r in rows) and not any(
+        re.search(r"user\d+@example", r["text"]) for r in rows)
+    by_id = {d["id"]: (name, i + 1) for name, ds in docs.items() for i, d in enumerate(ds)}
+    for r in rows:
+        name, line = by_id[r["id"]]
+        assert r["metadata"]["provenance"] == f"{name}:{line}"
+        assert r["metadata"]["n"] == line - 1
+
+    (report,) = json.loads((tmp_path / "report.json").read_text())
+    total = sum(len(d) for d in docs.values())
+    assert report["documents_in"] == total and report["documents_out"] == len(want)
+    assert sum(report["dropped"].values()) == total - len(want)
+    assert report["dropped"]["gopher word_count < 10"] > 0 and report["dropped"][f"dedupe {DUP}"] > 0
+    assert any(k.startswith("filter.exclude") for k in report["dropped"])
+    masked = sum(r["text"].count("|||EMAIL_ADDRESS|||") for r in rows)
+    assert report["spans_replaced"]["EMAIL_ADDRESS"] == masked
+    assert report["bytes_out"] == sum(len(line) + 1 for n in report["shards"] for line in iter_raw_lines(str(out / n)))
+    assert not (out / ".parts").exists()
+
+
+def test_shards_are_sized_by_compressed_bytes_and_named(mix_corpus, tmp_path):
+    root, docs = mix_corpus
+    out = tmp_path / "out"
+    run_mix([stream_config(root, out, output={"path": str(out), "max_size_in_bytes": 400})])
+    names = sorted(n for n in os.listdir(out) if not n.startswith("."))
+    assert len(names) > 3
+    assert names == [f"mixed-{i:04d}.jsonl.gz" for i in range(len(names))]
+    sizes = [os.path.getsize(out / n) for n in names]
+    assert max(sizes) < 400 + 400  # the limit + the document that crossed it + the gzip trailer
+    assert [r["id"] for r in read_output(out)] == list(expected_kept(docs))
+    for n in names:  # every shard is a complete gzip file
+        gzip.decompress((out / n).read_bytes())
+
+
+def test_zst_output_sampling_and_upsampling(mix_corpus, tmp_path):
+    root, docs = mix_corpus
+    base = stream_config(root, tmp_path / "x", filter=None, rules=[], dedupe=[], span_replacement=[])
+    full = tmp_path / "full"
+    run_mix([{**base, "output": {"path": str(full)}, "compression": {"output": "zst"}}])
+    assert sorted(os.listdir(full))[-1] == "mixed-0000.jsonl.zst"
+    all_ids = [r["id"] for r in read_output(full)]
+    assert len(all_ids) == 120
+
+    def sampled(rate, where, seed=0):
+        run_mix([{**base, "output": {"path": str(tmp_path / where)}, "sample": rate, "seed": seed}])
+        return [r["id"] for r in read_output(tmp_path / where)]
+    third = sampled(0.3, "s1")
+    assert third == sampled(0.3, "s2") and 20 < len(third) < 60
+    assert set(third) <= set(all_ids) and third != sampled(0.3, "s3", seed=1)
+    double = sampled(2.0, "s4")
+    assert double == [i for i in all_ids for _ in range(2)]
+
+
+def test_min_text_length_after_replacement(mix_corpus, tmp_path):
+    root, docs = mix_corpus
+    out = tmp_path / "out"
+    stream = stream_config(root, out, rules=[], dedupe=[], filter=None,
+                           span_replacement=[{"span": f"$.attributes.{GOPHER}", "min_score": 0, "replacement": ""}])
+    stream["output"]["min_text_length"] = 1
+    run_mix([stream])
+    assert read_output(out) == []  # every text became empty
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path):
+    pytest.importorskip("ray")
+    root, _ = mix_corpus
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    run_mix([stream_config(root, serial, output={"path": str(serial), "max_size_in_bytes": 3000})])
+    config = from_dict(MixConfig, {"streams": [stream_config(root, parallel, output={
+        "path": str(parallel), "max_size_in_bytes": 3000})], "processes": 2})
+    assert command.run(config) == 0
+    assert tree_bytes(serial) == tree_bytes(parallel)
+
+
+def test_interrupted_run_resumes_to_identical_bytes(mix_corpus, tmp_path, monkeypatch):
+    root, _ = mix_corpus
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    sized = {"max_size_in_bytes": 2000, "discard_fields": ["attributes"]}
+    run_mix([stream_config(root, clean, output={"path": str(clean), **sized})])
+
+    calls = []
+    real = command.mix_file
+
+    def dies_on_third_file(shard):
+        calls.append(shard.input)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(shard)
+    monkeypatch.setattr(command, "mix_file", dies_on_third_file)
+    stream = stream_config(root, resumed, output={"path": str(resumed), **sized})
+    with pytest.raises(KeyboardInterrupt):
+        run_mix([stream])
+    assert not [n for n in os.listdir(resumed) if not n.startswith(".")]  # no final shard yet
+    calls.clear()
+    run_mix([stream])
+    assert len(calls) == 1  # the two finished files were not redone
+    assert tree_bytes(clean) == tree_bytes(resumed)
+    calls.clear()
+    run_mix([stream])  # a finished stream is skipped entirely
+    assert calls == [] and tree_bytes(clean) == tree_bytes(resumed)
+
+
+def test_cli_runs_a_dolma_config_unchanged(mix_corpus, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    root, docs = mix_corpus
+    out = tmp_path / "out"
+    stream = stream_config(root, out)
+    for key in ("rules", "dedupe"):
+        stream.pop(key)
+    stream["compression"] = {"input": "gz", "output": "gz"}
+    config = {"streams": [stream], "processes": 1, "work_dir": {"input": "/tmp/x", "output": "/tmp/y"}}
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "DOLMA_NO_PROGRESS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "dolma_pipeline.cli", "-c", str(path), "mix", "--debug"],
+                          capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(
+                              os.path.dirname(os.path.abspath(__file__)))))
+    assert proc.returncode == 0, proc.stderr
+    assert "stream mixed" in proc.stderr and "spans replaced: EMAIL_ADDRESS" in proc.stderr
+    assert len(read_output(out)) > 0
