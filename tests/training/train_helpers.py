@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,13 @@ def docstrings() -> list[str]:
     import typing
 
     texts = []
-    for mod in (argparse, collections, email, http, json, logging, typing, os, inspect):
-        for _, obj in inspect.getmembers(mod):
-            doc = inspect.getdoc(obj)
-            if doc and len(doc) > 40:
-                texts.append(doc)
+    with warnings.catch_warnings():  # typing.io / typing.re warn when touched
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for mod in (argparse, collections, email, http, json, logging, typing, os, inspect):
+            for _, obj in inspect.getmembers(mod):
+                doc = inspect.getdoc(obj)
+                if doc and len(doc) > 40:
+                    texts.append(doc)
     return texts
 
 
