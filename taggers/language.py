@@ -14,6 +14,8 @@ import os
 import shutil
 from typing import Any
 
+import numpy as np
+
 from dolma_pipeline import io
 from dolma_pipeline.assets import asset_path, cache_dir
 from dolma_pipeline.documents import Document, Span
@@ -23,7 +25,6 @@ from taggers.text_stats import cached
 
 log = logging.getLogger(__name__)
 
-LABEL_PREFIX = "__label__"
 DEFAULT_MODEL = "lid.176.ftz"
 
 
@@ -79,22 +80,39 @@ class FastTextLanguageTagger(Tagger):
             raise ConfigError(f"tagger {self.name}: unknown option(s) {sorted(options)}; valid: model_path")
         self.model_path = model_path
         self.model: Any = None
+        self.classifier: Any = None
+        self.labels: list[str] = []
+        self.label_index: dict[str, int] = {}
 
     def setup(self) -> None:
         from fasttext.FastText import _FastText  # the private class skips fastText's deprecation print
 
-        self.model = _FastText(local_model_path(self.model_path))
+        from taggers.fasttext_lid import LABEL_PREFIX, CachedWordClassifier, supports_fast_path
 
-    def scores(self, texts: list[str]) -> list[dict[str, float]]:
-        """{language: probability} of every label for each text."""
+        self.model = _FastText(local_model_path(self.model_path))
+        self.classifier = CachedWordClassifier(self.model) if supports_fast_path(self.model) else None
+        labels = self.model.get_labels()
+        self.labels = [label[len(LABEL_PREFIX):] if label.startswith(LABEL_PREFIX) else label for label in labels]
+        self.label_index = {label: i for i, label in enumerate(self.labels)}
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """[text, label] probabilities (0 for labels fastText does not report), texts prepared as Dolma."""
         if self.model is None:
             self.setup()
-        labels, probabilities = self.model.predict([prepare(t) for t in texts], k=-1,
-                                                   on_unicode_error="replace")
-        cut = len(LABEL_PREFIX)
-        return [{label[cut:]: float(p) for label, p in zip(ls, ps)} for ls, ps in zip(labels, probabilities)]
+        prepared = [prepare(t) for t in texts]
+        if self.classifier is not None:
+            return self.classifier.predict_all(prepared)
+        # Models other than hierarchical softmax go through fastText's own batch prediction.
+        prepared = [t.encode("utf-8", "replace").decode("utf-8") for t in prepared]
+        labels, probabilities = self.model.predict(prepared, k=-1)
+        out = np.zeros((len(texts), len(self.labels)))
+        cut = len("__label__")
+        for row, (ls, ps) in enumerate(zip(labels, probabilities)):
+            for label, p in zip(ls, ps):
+                out[row, self.label_index[label[cut:]]] = p
+        return out
 
-    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
+    def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
         raise NotImplementedError
 
     def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
@@ -124,8 +142,9 @@ class EnglishTagger(FastTextLanguageTagger):
 
     NEGATIVE = True
 
-    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
-        return [Span(start, end, "en", scores.get("en", 0.0))]
+    def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
+        en = self.label_index.get("en")
+        return [Span(start, end, "en", float(scores[en]) if en is not None else 0.0)]
 
     def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
         if self.NEGATIVE:
@@ -172,8 +191,11 @@ class AllLanguagesDocument(FastTextLanguageTagger):
         super().__init__(model_path, **options)
         self.threshold = float(threshold)
 
-    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
-        return [Span(start, end, lang, p) for lang, p in scores.items() if p >= self.threshold]
+    def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
+        # fastText reports labels best first; labels it does not report (probability 0) are left out.
+        order = np.argsort(-scores, kind="stable")
+        return [Span(start, end, self.labels[i], float(scores[i])) for i in order.tolist()
+                if scores[i] > 0.0 and scores[i] >= self.threshold]
 
 
 @TAGGERS.register("ft_lang_id_paragraph_v1")
@@ -187,5 +209,6 @@ class AllLanguagesParagraph(AllLanguagesDocument):
 class AllLanguagesMinScore(AllLanguagesDocument):
     """Languages with probability above 0.01, rounded to two decimals (Dolma's `ft_lang_id_1e2`)."""
 
-    def language_spans(self, scores: dict[str, float], start: int, end: int) -> list[Span]:
-        return [Span(start, end, lang, round(p, 2)) for lang, p in scores.items() if p > 0.01]
+    def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
+        return [Span(s.start, s.end, s.type, round(s.score, 2)) for s in super().language_spans(scores, start, end)
+                if s.score > 0.01]
