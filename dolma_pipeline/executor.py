@@ -5,6 +5,8 @@ output holding the shard's stats and config fingerprint. A rerun skips shards wh
 (whatever the spelling of the paths, since markers live beside the canonical output path), and the
 run's summary merges the stats of every shard, including those finished by an earlier run.
 Worker crashes (a killed process) are retried by Ray; data errors are raised, never retried.
+With `processes=1` and no cluster address the shards run in this process (starting Ray would only
+add seconds); `--debug` forces that serial path at any process count.
 """
 
 from __future__ import annotations
@@ -160,7 +162,9 @@ def run_shards(
         bar = _progress(len(shards), summary.files_resumed, desc)
         on_done = _updater(bar, summary, start)
         try:
-            if debug:
+            # One process and no cluster to join: nothing to parallelise, so skip starting Ray.
+            serial = debug or (processes <= 1 and not (ray_address or os.environ.get("RAY_ADDRESS")))
+            if serial:
                 for shard in todo:
                     on_done(_run_one(work, shard))
             else:
@@ -202,7 +206,8 @@ def ray_init(processes: int, ray_address: str | None) -> bool:
     else:
         # An embedded cluster lives and dies with this process and listens on loopback only.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=max(1, processes), **kwargs)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=max(1, processes), _node_ip_address="127.0.0.1", **kwargs)
     return True
 
 
