@@ -101,7 +101,10 @@ def main(argv: list[str], config_file: str | None = None) -> int:
 
     if len(argv) != 1 or argv[0].startswith("-"):
         raise ConfigError("usage: dolma lineage OUTPUT_DIR (a checkpoint, token, mix or attribute directory)")
-    chain = trace(argv[0])
+    start = os.path.abspath(argv[0])
+    while not io.exists(io.join(start, LINEAGE_FILE)) and os.path.dirname(start) != start:
+        start = os.path.dirname(start)  # a checkpoint step directory: its run directory has the record
+    chain = trace(start)
     if not chain:
         raise ConfigError(f"no {LINEAGE_FILE} in {argv[0]}")
     for record in chain:

@@ -106,8 +106,13 @@ def _run_stage(stage: StageConfig, processes: int) -> None:
             cmd.append(f"--{key}={text}")
     elif stage.command == "export":
         cmd = [sys.executable, "-m", "training.cli", "export", stage.config["checkpoint"], stage.output]
-        if stage.config.get("tokenizer"):
-            cmd += ["--tokenizer", stage.config["tokenizer"]]
+        tokenizer = stage.config.get("tokenizer")
+        if tokenizer == "default":
+            from dolma_pipeline.assets import asset_path
+
+            tokenizer = asset_path("allenai_gpt-neox-olmo-dolma-v1_5.json")
+        if tokenizer:
+            cmd += ["--tokenizer", tokenizer]
     else:  # generate
         cmd = [sys.executable, "-m", "training.generate", stage.config["model"], "--output", stage.output,
                "--prompt", stage.config.get("prompt", "The"), "--max-new-tokens",
