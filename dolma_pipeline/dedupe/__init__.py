@@ -1,0 +1,1 @@
+"""`dolma dedupe`: exact and MinHash near-duplicate detection (see docs/dedupe.md)."""

@@ -1,0 +1,156 @@
+"""`dolma dedupe`: exact (documents by key, paragraphs) or MinHash near-duplicate detection.
+
+Every stage is a list of shards run by the shared executor (serially with `--debug`, else as Ray
+tasks on one embedded or joined cluster), each writing one atomic output and a completion marker, so
+an interrupted run resumes where it stopped and a rerun reuses finished work when nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from typing import Any
+
+from dolma_pipeline import io
+from dolma_pipeline.config import fingerprint, to_dict
+from dolma_pipeline.dedupe import exact
+from dolma_pipeline.dedupe.config import DedupeConfig
+from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards
+from dolma_pipeline.tag import write_run_record
+
+log = logging.getLogger(__name__)
+
+Config = DedupeConfig
+CONFIG_NAME = "dolma_dedupe.config.yaml"
+SUMMARY_NAME = "dolma_dedupe.summary.json"
+FORMAT_VERSION = 1  # bump when an intermediate or output format changes: old stage outputs are redone
+
+
+class StageRunner:
+    """Runs the stages of one dedupe on one Ray session (started once, not once per stage)."""
+
+    def __init__(self, config: DedupeConfig):
+        self.config = config
+        self.summaries: dict[str, RunSummary] = {}
+        self._started_ray = False
+
+    def __enter__(self) -> StageRunner:
+        if not self.config.debug:
+            self._started_ray = ray_init(self.config.processes, self.config.ray_address)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+
+    def all_done(self, shards: list[Shard]) -> bool:
+        """True when every final output is finished: the shuffle stages need not run (or exist) again."""
+        return not self.config.ignore_existing and all(read_marker(shard) is not None for shard in shards)
+
+    def run(self, name: str, work: Any, shards: list[Shard]) -> RunSummary:
+        summary = run_shards(work, shards, processes=self.config.processes, ray_address=self.config.ray_address,
+                             debug=self.config.debug, ignore_existing=self.config.ignore_existing,
+                             desc=f"dedupe {name}")
+        log.info("stage %s: %d shards (%d already done) in %.1fs", name, summary.files, summary.files_resumed,
+                 summary.seconds)
+        self.summaries[name] = summary
+        return summary
+
+
+# ------------------------------------------------------------------------------------------------- exact
+def _exact_rules(config: DedupeConfig) -> exact.UnitRules:
+    section = config.dedupe
+    if section.documents:
+        exact.parse_key(section.documents.key)
+        return exact.UnitRules("documents", key=section.documents.key, skip_empty=section.skip_empty,
+                               min_length=section.min_length, min_words=section.min_words)
+    assert section.paragraphs
+    return exact.UnitRules("paragraphs", separator=section.paragraphs.paragraph_separator,
+                           skip_empty=section.skip_empty, min_length=section.min_length,
+                           min_words=section.min_words)
+
+
+def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
+    rules = _exact_rules(config)
+    partitions = config.num_partitions
+    plan = make_plan(config, [FORMAT_VERSION, "exact", to_dict(rules)])
+    map_files = [plan.stage_dir("exact", "map", f"{i:06d}.bin") for i in range(len(plan.files))]
+    reduce_files = [plan.stage_dir("exact", "reduce", f"{p:05d}.bin") for p in range(partitions)]
+    section = config.dedupe
+    attribute_name = (section.documents or section.paragraphs).attribute_name  # type: ignore[union-attr]
+
+    write_fp = fingerprint([plan.inputs_fingerprint, attribute_name])
+    write_shards = [
+        exact.ExactWriteShard(input=path, output=out, fingerprint=write_fp, file_index=i, reduce_files=reduce_files,
+                              rules=rules, attribute_name=attribute_name)
+        for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
+    if not runner.all_done(write_shards):
+        _exact_shuffle(runner, plan, rules, map_files, reduce_files)
+    runner.run("write", exact.exact_write, write_shards)
+    return plan
+
+
+def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_files: list[str],
+                   reduce_files: list[str]) -> None:
+    partitions = len(reduce_files)
+    mapped = runner.run("map", exact.exact_map, [
+        exact.ExactMapShard(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
+                            rules=rules, partitions=partitions)
+        for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))])
+    _check_not_disabled(mapped, rules)
+    runner.run("reduce", exact.exact_reduce, [
+        ReduceShard(input=f"partition {p}", output=out, fingerprint=fingerprint([plan.inputs_fingerprint, partitions]),
+                    partition=p, inputs=map_files, outputs=len(plan.files))
+        for p, out in enumerate(reduce_files)])
+
+
+def _check_not_disabled(mapped: RunSummary, rules: exact.UnitRules) -> None:
+    """A filter that excludes every unit would silently turn the dedupe off: refuse instead."""
+    extra = mapped.extra
+    considered = extra.get("units_considered", 0)
+    if mapped.documents and not considered:
+        reasons = {k: v for k, v in extra.items() if k.startswith("skipped_") and v}
+        raise ConfigError(f"no {rules.mode} unit is eligible for dedupe ({mapped.documents} documents read; "
+                          f"excluded: {reasons or 'none'}); check dedupe.documents.key, min_length, min_words "
+                          "and skip_empty")
+    for reason in ("skipped_min_words", "skipped_min_length", "skipped_missing_key", "skipped_empty"):
+        if extra.get(reason):
+            log.warning("%s: %d %s units are not deduplicated", reason, extra[reason], rules.mode)
+
+
+# ----------------------------------------------------------------------------------------------- command
+def run(config: DedupeConfig) -> int:
+    if config.dryrun:
+        plan = make_plan(config, None)
+        for doc, attr in zip(plan.files, plan.attribute_files):
+            print(f"{doc} -> {attr}")
+        print(f"dry run: {len(plan.files)} file(s), mode {config.dedupe.mode}, work dir {plan.work_dir}")
+        return 0
+    with StageRunner(config) as runner:
+        if config.dedupe.mode == "minhash":
+            from dolma_pipeline.dedupe import minhash_stages
+
+            plan = minhash_stages.run_minhash(config, runner)
+        else:
+            plan = run_exact(config, runner)
+    final = runner.summaries["write"]
+    final.extra.update({f"{stage}_seconds": round(s.seconds, 3) for stage, s in runner.summaries.items()})
+    for stage, s in runner.summaries.items():
+        for key, value in s.extra.items():
+            if stage != "write" and key not in final.extra and isinstance(value, (int, float)):
+                final.extra[key] = value
+    final.seconds = sum(s.seconds for s in runner.summaries.values())
+    roots = sorted({attr[: attr.rfind(f"/{config.dedupe.name}/") + len(config.dedupe.name) + 1]
+                    for attr in plan.attribute_files}) if not config.destination else [config.destination]
+    write_run_record(roots, config, final, CONFIG_NAME, SUMMARY_NAME)
+    if not config.keep_work_dir and not io.is_remote(plan.work_dir):
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    print(final.render(f"dolma dedupe ({config.dedupe.mode})"), file=sys.stdout)
+    interesting = {k: v for k, v in final.extra.items() if not k.endswith("cpu_seconds")}
+    print("  " + ", ".join(f"{k}={v}" for k, v in sorted(interesting.items())))
+    return 0

@@ -1,0 +1,124 @@
+"""`dolma dedupe` configuration: Dolma's keys where the concept exists, plus `dedupe.minhash`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dolma_pipeline.errors import ConfigError
+
+
+@dataclass
+class DocumentDedupeConfig:
+    """Exact whole-document dedupe on the value at `key` (a JSONPath like `$.text` or `$.metadata.url`)."""
+
+    attribute_name: str | None = None
+    key: str = "$.text"
+
+
+@dataclass
+class ParagraphDedupeConfig:
+    """Exact paragraph dedupe; paragraphs are the pieces between `paragraph_separator`s."""
+
+    attribute_name: str | None = None
+    paragraph_separator: str = "\n"
+
+
+@dataclass
+class MinHashConfig:
+    """MinHash-LSH near-duplicate detection (datasketch's affine32 permutation scheme).
+
+    Defaults (see docs/dedupe.md): word 5-grams, 20 bands x 6 rows = 120 permutations, so a pair with
+    Jaccard 0.8 becomes a candidate with probability 0.998, and candidates are checked by exact
+    Jaccard of their shingle sets (`verify`) to drop those below `jaccard_threshold`.
+    """
+
+    bands: int = 20
+    rows: int = 6
+    num_perm: int | None = None  # defaults to bands * rows; must be at least that
+    ngram: int = 5
+    seed: int = 1
+    lowercase: bool = True
+    strip_punctuation: bool = True
+    fold_digits: bool = False  # map every digit to 0 so numbers that differ only in digits match
+    verify: bool = True
+    jaccard_threshold: float = 0.8
+    max_bucket_pairs: int = 64  # buckets larger than this are linked as a star + chain, not all pairs
+
+    @property
+    def permutations(self) -> int:
+        return self.num_perm or self.bands * self.rows
+
+    def validate(self) -> None:
+        if self.bands < 1 or self.rows < 1:
+            raise ConfigError("dedupe.minhash.bands and dedupe.minhash.rows must be at least 1")
+        if self.permutations < self.bands * self.rows:
+            raise ConfigError(f"dedupe.minhash.num_perm ({self.num_perm}) must be at least bands x rows "
+                              f"({self.bands} x {self.rows} = {self.bands * self.rows})")
+        if self.ngram < 1:
+            raise ConfigError("dedupe.minhash.ngram must be at least 1")
+        if not 0.0 < self.jaccard_threshold <= 1.0:
+            raise ConfigError("dedupe.minhash.jaccard_threshold must lie in (0, 1]")
+        if self.max_bucket_pairs < 2:
+            raise ConfigError("dedupe.minhash.max_bucket_pairs must be at least 2")
+
+
+@dataclass
+class DedupeSection:
+    """Dolma's `dedupe` block: exactly one of `documents`, `paragraphs` or `minhash`."""
+
+    name: str = ""
+    documents: DocumentDedupeConfig | None = None
+    paragraphs: ParagraphDedupeConfig | None = None
+    minhash: MinHashConfig | None = None
+    skip_empty: bool = False
+    min_length: int = 0  # units (documents or paragraphs) with fewer characters are not deduplicated
+    min_words: int = 0  # ... or with fewer whitespace-separated words
+    document_dir: str = "documents"
+
+    @property
+    def mode(self) -> str:
+        return "documents" if self.documents else "paragraphs" if self.paragraphs else "minhash"
+
+    def validate(self) -> None:
+        modes = [name for name in ("documents", "paragraphs", "minhash") if getattr(self, name) is not None]
+        if len(modes) != 1:
+            raise ConfigError("dedupe needs exactly one of dedupe.documents, dedupe.paragraphs or dedupe.minhash"
+                              + (f" (got {', '.join(modes)})" if modes else ""))
+        if not self.name:
+            raise ConfigError("dedupe.name is required (it names the attribute directory)")
+        if self.min_length < 0 or self.min_words < 0:
+            raise ConfigError("dedupe.min_length and dedupe.min_words must not be negative")
+        if self.documents is not None and not self.documents.attribute_name:
+            raise ConfigError("dedupe.documents.attribute_name is required")
+        if self.paragraphs is not None:
+            if not self.paragraphs.attribute_name:
+                raise ConfigError("dedupe.paragraphs.attribute_name is required")
+            if not self.paragraphs.paragraph_separator:
+                raise ConfigError("dedupe.paragraphs.paragraph_separator must not be empty")
+
+
+@dataclass
+class DedupeConfig:
+    """`dolma dedupe` options."""
+
+    documents: list[str] = field(default_factory=list)
+    dedupe: DedupeSection = field(default_factory=DedupeSection)
+    processes: int = 1
+    partitions: int = 0  # shuffle partitions; 0 = 4 per process (at least 4)
+    work_dir: str | None = None  # intermediate files; default <root>/dedupe_work/<name> beside documents/
+    destination: str | None = None  # attribute directory instead of <root>/attributes/<name>
+    keep_work_dir: bool = False
+    ray_address: str | None = None
+    debug: bool = False
+    ignore_existing: bool = False
+    dryrun: bool = False
+
+    @property
+    def num_partitions(self) -> int:
+        return self.partitions or max(4, 4 * self.processes)
+
+    def validate(self) -> None:
+        if self.processes < 1:
+            raise ConfigError("processes must be at least 1")
+        if self.partitions < 0:
+            raise ConfigError("partitions must not be negative")

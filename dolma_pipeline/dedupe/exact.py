@@ -1,0 +1,208 @@
+"""Exact dedupe of whole documents (by a key) or of paragraphs, in three deterministic stages.
+
+1. map, per input file: hash (BLAKE2b-128) every unit that is eligible for dedupe and write the
+   records (hash, ref, paragraph index) into one partitioned file, partitioned by hash.
+2. reduce, per partition: sort by (hash, ref, paragraph); the first record of each hash is the copy
+   that is kept, every other one is a duplicate. Duplicates go to a file partitioned by input file.
+3. write, per input file: read its duplicates from every reducer and write the attribute file.
+
+The kept copy is the first in (file path, line, paragraph) order, independent of workers and timing,
+and a rerun over the same inputs computes the same answer (no state survives between runs other than
+finished, fingerprinted stage outputs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from dolma_pipeline import io
+from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned
+from dolma_pipeline.dedupe.plan import LINE_BITS, ReduceShard, counts_cpu
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import Shard
+from dolma_pipeline.reader import ReadStats, read_documents
+
+log = logging.getLogger(__name__)
+
+HASH_RECORD = np.dtype([("h0", "<u8"), ("h1", "<u8"), ("ref", "<u8"), ("para", "<u4")])
+DUP_RECORD = np.dtype([("ref", "<u8"), ("para", "<u4")])
+
+
+@dataclass
+class UnitRules:
+    """Which units take part in the dedupe (the others are never flagged, and are counted)."""
+
+    mode: str  # documents | paragraphs
+    key: str = "$.text"
+    separator: str = "\n"
+    skip_empty: bool = False
+    min_length: int = 0
+    min_words: int = 0
+
+
+def parse_key(key: str) -> list[str]:
+    """`$.metadata.url` → ["metadata", "url"]; also accepts `$["a"]["b"]`."""
+    if not key.startswith("$"):
+        raise ConfigError(f"dedupe.documents.key must be a JSONPath starting with `$` (got {key!r})")
+    rest = key[1:].replace('"]', "").replace("']", "").replace('["', ".").replace("['", ".")
+    parts = [p for p in rest.split(".") if p]
+    if not parts or any(c in p for p in parts for c in "[]*?@()"):
+        raise ConfigError(f"dedupe.documents.key {key!r}: only plain field paths like $.metadata.url are supported")
+    return parts
+
+
+def extract_key(raw: dict, parts: list[str]) -> Any:
+    value: Any = raw
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def split_paragraphs(text: str, separator: str) -> list[tuple[int, int, str]]:
+    """(start, end, paragraph) in code points; a span includes its separator, so removing it
+    removes the whole line; an empty piece after a final separator is not a paragraph."""
+    pieces = text.split(separator)
+    if len(pieces) > 1 and pieces[-1] == "":
+        pieces.pop()
+        trailing = True
+    else:
+        trailing = False
+    out, offset, sep_len, last = [], 0, len(separator), len(pieces) - 1
+    for i, piece in enumerate(pieces):
+        end = offset + len(piece) + (sep_len if (i < last or trailing) else 0)
+        out.append((offset, end, piece))
+        offset = end
+    return out
+
+
+def _eligible(text: str, rules: UnitRules, counts: dict[str, int]) -> bool:
+    if rules.skip_empty and not text.strip():
+        counts["skipped_empty"] += 1
+        return False
+    if len(text) < rules.min_length:
+        counts["skipped_min_length"] += 1
+        return False
+    if rules.min_words and len(text.split()) < rules.min_words:
+        counts["skipped_min_words"] += 1
+        return False
+    counts["units_considered"] += 1
+    return True
+
+
+def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str],
+               counts: dict[str, int]) -> Iterator[tuple[int, bytes]]:
+    """(paragraph index, 16-byte digest) of every eligible unit of one document."""
+    if rules.mode == "documents":
+        value = extract_key(raw, key_parts)
+        if value is None:
+            counts["skipped_missing_key"] += 1
+            return
+        blob = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        if rules.skip_empty and not blob.strip():
+            counts["skipped_empty"] += 1
+            return
+        # min_length / min_words look at the document text: the key may be a URL that has no words.
+        if _eligible(text, UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words), counts):
+            yield 0, hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return
+    for index, (_, _, piece) in enumerate(split_paragraphs(text, rules.separator)):
+        if _eligible(piece, rules, counts):
+            yield index, hashlib.blake2b(piece.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+# ------------------------------------------------------------------------------------------------ stages
+@dataclass
+class ExactMapShard(Shard):
+    file_index: int = 0
+    rules: UnitRules = field(default_factory=lambda: UnitRules("documents"))
+    partitions: int = 1
+
+
+@counts_cpu
+def exact_map(shard: ExactMapShard) -> dict[str, Any]:
+    rules = shard.rules
+    key_parts = parse_key(rules.key) if rules.mode == "documents" else []
+    counts = dict.fromkeys(("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words",
+                            "skipped_missing_key"), 0)
+    digests = bytearray()
+    refs: list[int] = []
+    paras: list[int] = []
+    stats = ReadStats()
+    base = shard.file_index << LINE_BITS
+    for doc in read_documents(shard.input, "fail", stats):
+        ref = base | doc.line
+        for index, digest in hash_units(doc.raw, doc.text, rules, key_parts, counts):
+            digests += digest
+            refs.append(ref)
+            paras.append(index)
+    records = np.empty(len(refs), dtype=HASH_RECORD)
+    pairs = np.frombuffer(bytes(digests), dtype="<u8").reshape(-1, 2)
+    records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
+    records["ref"], records["para"] = refs, paras
+    written = write_partitioned(shard.output, records, records["h0"] % np.uint64(shard.partitions), shard.partitions)
+    return {**stats.as_dict(), **counts, "intermediate_bytes": written["bytes"]}
+
+
+@counts_cpu
+def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
+    records = read_segment_from_all(shard.inputs, shard.partition, HASH_RECORD)
+    order = np.lexsort((records["para"], records["ref"], records["h1"], records["h0"]))
+    records = records[order]
+    first = np.ones(len(records), dtype=bool)
+    if len(records) > 1:
+        first[1:] = (records["h0"][1:] != records["h0"][:-1]) | (records["h1"][1:] != records["h1"][:-1])
+    dups = np.empty(int((~first).sum()), dtype=DUP_RECORD)
+    dups["ref"], dups["para"] = records["ref"][~first], records["para"][~first]
+    file_of = (dups["ref"] >> np.uint64(LINE_BITS)).astype(np.int64)
+    written = write_partitioned(shard.output, dups, file_of, shard.outputs, sort_order=("ref", "para"))
+    return {"unique_units": int(first.sum()), "duplicate_units": len(dups), "intermediate_bytes": written["bytes"]}
+
+
+@dataclass
+class ExactWriteShard(Shard):
+    file_index: int = 0
+    reduce_files: list[str] = field(default_factory=list)
+    rules: UnitRules = field(default_factory=lambda: UnitRules("documents"))
+    attribute_name: str = ""
+
+
+@counts_cpu
+def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
+    dups = read_segment_from_all(shard.reduce_files, shard.file_index, DUP_RECORD)
+    lines = (dups["ref"] & np.uint64((1 << LINE_BITS) - 1)).astype(np.int64)
+    flagged: dict[int, set[int]] = {}
+    for line, para in zip(lines.tolist(), dups["para"].tolist()):
+        flagged.setdefault(line, set()).add(para)
+    stats = ReadStats()
+    name = shard.attribute_name
+    flagged_docs = 0
+
+    def rows() -> Iterator[bytes]:
+        nonlocal flagged_docs
+        for doc in read_documents(shard.input, "fail", stats):
+            spans: list[list] = []
+            paras = flagged.get(doc.line)
+            if paras:
+                flagged_docs += 1
+                if shard.rules.mode == "documents":
+                    spans = [[0, len(doc.text), 1.0]]
+                else:
+                    pieces = split_paragraphs(doc.text, shard.rules.separator)
+                    spans = [[pieces[i][0], pieces[i][1], 1.0] for i in sorted(paras)]
+            row: dict[str, Any] = {"id": doc.id, "attributes": {name: spans}}
+            if doc.source is not None:
+                row["source"] = doc.source
+            yield orjson.dumps(row)
+
+    with io.AtomicWriter(shard.output) as writer:
+        writer.write_lines(rows())
+    return {**stats.as_dict(), "documents_with_duplicates": flagged_docs, "duplicate_units_flagged": len(dups)}

@@ -1,0 +1,116 @@
+"""Exact document and paragraph dedupe: which copy is kept, spans, reruns, resume, worker counts."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import orjson
+import pytest
+
+from dolma_pipeline.dedupe import exact
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.io import write_jsonl
+from tests.dedupe.conftest import assert_resumes_after_a_crash, read_attributes, run_dedupe
+
+PARA = ["--dedupe.name", "para", "--dedupe.paragraphs.attribute_name", "dup", "--debug"]
+
+
+def _rows(path) -> list[dict]:
+    with gzip.open(path) as fh:
+        return [orjson.loads(line) for line in fh]
+
+
+@pytest.fixture
+def small(tmp_path):
+    root = tmp_path / "c"
+    write_jsonl(str(root / "documents" / "a.jsonl.gz"), [
+        {"id": "a1", "text": "alpha one\nbeta two\n", "metadata": {"url": "http://x/1"}},
+        {"id": "a2", "text": "beta two\ngamma three", "metadata": {"url": "http://x/2"}},
+        {"id": "a3", "text": "short\n\nshort", "metadata": {}},
+    ])
+    write_jsonl(str(root / "documents" / "b.jsonl.gz"), [
+        {"id": "b1", "text": "alpha one\nnew words here", "metadata": {"url": "http://x/1"}},
+        {"id": "b2", "text": "beta two\ngamma three", "metadata": {"url": ""}},
+    ])
+    return root
+
+
+def test_paragraph_spans_flag_every_copy_after_the_first(small):
+    assert run_dedupe(["--documents", str(small / "documents"), *PARA]) == 0
+    a = _rows(small / "attributes" / "para" / "a.jsonl.gz")
+    b = _rows(small / "attributes" / "para" / "b.jsonl.gz")
+    assert [r["id"] for r in a] == ["a1", "a2", "a3"]
+    assert a[0]["attributes"]["dup"] == []
+    assert a[1]["attributes"]["dup"] == [[0, 9, 1.0]]  # "beta two\n": the separator goes with the paragraph
+    # without skip_empty the empty line is a unit too, and the second "short" repeats the first
+    assert a[2]["attributes"]["dup"] == [[7, 12, 1.0]]
+    assert b[0]["attributes"]["dup"] == [[0, 10, 1.0]]
+    assert b[1]["attributes"]["dup"] == [[0, 9, 1.0], [9, 20, 1.0]]
+    assert all(isinstance(s[2], float) for r in a + b for s in r["attributes"]["dup"])
+
+
+def test_documents_by_url_keep_the_first_and_skip_empty_keys(small):
+    args = ["--documents", str(small / "documents"), "--dedupe.name", "url", "--dedupe.documents.key",
+            "$.metadata.url", "--dedupe.documents.attribute_name", "dup_url", "--dedupe.skip_empty", "--debug"]
+    assert run_dedupe(args) == 0
+    flags = {r["id"]: r["attributes"]["dup_url"] for name in ("a", "b")
+             for r in _rows(small / "attributes" / "url" / f"{name}.jsonl.gz")}
+    assert flags == {"a1": [], "a2": [], "a3": [], "b1": [[0, len("alpha one\nnew words here"), 1.0]], "b2": []}
+
+
+def test_min_words_that_excludes_everything_is_an_error(small):
+    with pytest.raises(ConfigError, match="no paragraphs unit is eligible"):
+        run_dedupe(["--documents", str(small / "documents"), *PARA, "--dedupe.min_words", "50"])
+
+
+def test_min_words_leaves_short_paragraphs_alone(small):
+    assert run_dedupe(["--documents", str(small / "documents"), *PARA, "--dedupe.min_words", "2"]) == 0
+    a = _rows(small / "attributes" / "para" / "a.jsonl.gz")
+    assert a[1]["attributes"]["dup"] == [[0, 9, 1.0]]
+    assert a[2]["attributes"]["dup"] == []  # "short" has one word: never flagged
+
+
+def test_rerun_flags_the_same_units_not_everything(near_dup_corpus):
+    args = ["--documents", str(near_dup_corpus / "documents"), *PARA, "--dedupe.skip_empty"]
+    assert run_dedupe(args) == 0
+    first = read_attributes(near_dup_corpus, "para")
+    flagged = sum(len(orjson.loads(line)["attributes"]["dup"]) for data in first.values()
+                  for line in gzip.decompress(data).splitlines())
+    assert flagged > 0
+    assert run_dedupe([*args, "--ignore_existing"]) == 0
+    assert read_attributes(near_dup_corpus, "para") == first
+    assert run_dedupe(args) == 0  # resumed from markers: still the same
+    assert read_attributes(near_dup_corpus, "para") == first
+
+
+def test_partition_count_does_not_change_the_bytes(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), *PARA, "--partitions", "1"]) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), *PARA, "--partitions", "7"]) == 0
+    assert read_attributes(near_dup_corpus, "para") == read_attributes(other, "para")
+
+
+@pytest.mark.parametrize("stage", ["exact_map", "exact_reduce", "exact_write"])
+def test_interrupted_run_resumes_to_the_same_bytes(near_dup_corpus, tmp_path, monkeypatch, stage):
+    clean = tmp_path / "clean"
+    shutil.copytree(near_dup_corpus / "documents", clean / "documents")
+    assert_resumes_after_a_crash(monkeypatch, exact, stage, near_dup_corpus, clean, PARA, None, "para")
+
+
+@pytest.mark.ray
+def test_one_and_two_ray_workers_give_identical_bytes(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    base = [a for a in PARA if a != "--debug"]
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), *base, "--processes", "1"]) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), *base, "--processes", "2"]) == 0
+    assert read_attributes(near_dup_corpus, "para") == read_attributes(other, "para")
+
+
+def test_key_syntax_is_checked():
+    assert exact.parse_key("$.metadata.url") == ["metadata", "url"]
+    assert exact.parse_key('$["metadata"]["url"]') == ["metadata", "url"]
+    with pytest.raises(ConfigError):
+        exact.parse_key("metadata.url")

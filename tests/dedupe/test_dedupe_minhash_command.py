@@ -1,0 +1,136 @@
+"""`dolma dedupe` with MinHash: clusters of near-duplicates, deterministic, resumable, on Ray."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import orjson
+import pytest
+
+from dolma_pipeline.dedupe import components, minhash_stages
+from dolma_pipeline.dedupe.config import MinHashConfig
+from dolma_pipeline.dedupe.minhash import MinHasher, jaccard
+from dolma_pipeline.errors import DataFormatError
+from tests.conftest import DOLMA, REPO
+from tests.dedupe.conftest import assert_resumes_after_a_crash, read_attributes, run_dedupe
+
+CONFIG = os.path.join(REPO, "configs", "dedupe", "minhash.yaml")
+KEYS = ("minhash__minhash_v1__duplicate", "minhash__minhash_v1__cluster_id", "minhash__minhash_v1__cluster_size")
+
+
+def _results(root) -> dict[str, tuple[float, float, float]]:
+    """doc id -> (duplicate, cluster id, cluster size), checking the rows line up with the documents."""
+    out = {}
+    for name in sorted(os.listdir(root / "documents")):
+        with gzip.open(root / "documents" / name) as fh:
+            docs = [orjson.loads(line) for line in fh]
+        with gzip.open(root / "attributes" / "minhash" / name) as fh:
+            rows = [orjson.loads(line) for line in fh]
+        assert [d["id"] for d in docs] == [r["id"] for r in rows]
+        for doc, row in zip(docs, rows):
+            spans = [row["attributes"][k] for k in KEYS]
+            assert all(s[0][:2] == [0, len(doc["text"])] and isinstance(s[0][2], float) for s in spans)
+            out[doc["id"]] = tuple(s[0][2] for s in spans)
+    return out
+
+
+def test_near_duplicates_cluster_and_all_but_the_first_are_flagged(near_dup_corpus, near_dup_docs):
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), "--debug"], CONFIG) == 0
+    results = _results(near_dup_corpus)
+    by_cluster: dict[float, list[str]] = {}
+    for doc_id, (_, cluster, _) in results.items():
+        by_cluster.setdefault(cluster, []).append(doc_id)
+    for members in by_cluster.values():
+        flags = [results[m][0] for m in members]
+        assert flags.count(0.0) == 1  # exactly one kept copy per cluster
+        assert all(results[m][2] == len(members) for m in members)
+        assert len({m.split("-")[0] for m in members}) == 1  # never merges different base documents
+    # a variant with true word 5-gram Jaccard >= 0.9 to its base is in the base's cluster; one below 0.5 is not
+    hasher = MinHasher(MinHashConfig())
+    shingles = {d["id"]: np.unique(hasher.shingle_hashes(d["text"])) for d in near_dup_docs}
+    checked = {"close": 0, "far": 0}
+    for doc in near_dup_docs:
+        base = f"{doc['id'].split('-')[0]}-base"
+        similarity = jaccard(shingles[doc["id"]], shingles[base])
+        same = results[doc["id"]][1] == results[base][1]
+        if similarity >= 0.9 and doc["id"] != base:
+            assert same, doc["id"]
+            checked["close"] += 1
+        elif similarity < 0.5:
+            assert not same or any(
+                jaccard(shingles[doc["id"]], shingles[m]) >= 0.8 for m in by_cluster[results[doc["id"]][1]]
+                if m != doc["id"]), doc["id"]
+            checked["far"] += 1
+    assert checked["close"] >= 5 and checked["far"] >= 3
+
+
+def test_the_kept_copy_is_the_first_in_path_and_line_order(near_dup_corpus):
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), "--debug"], CONFIG) == 0
+    seen_clusters = set()
+    for name in sorted(os.listdir(near_dup_corpus / "attributes" / "minhash")):
+        if not name.endswith(".gz"):
+            continue
+        with gzip.open(near_dup_corpus / "attributes" / "minhash" / name) as fh:
+            for row in fh:
+                attrs = orjson.loads(row)["attributes"]
+                cluster, dup = attrs[KEYS[1]][0][2], attrs[KEYS[0]][0][2]
+                assert dup == (1.0 if cluster in seen_clusters else 0.0)
+                seen_clusters.add(cluster)
+
+
+def test_second_run_flags_the_same_documents(near_dup_corpus):
+    args = ["--documents", str(near_dup_corpus / "documents"), "--debug"]
+    assert run_dedupe(args, CONFIG) == 0
+    first = read_attributes(near_dup_corpus, "minhash")
+    assert run_dedupe([*args, "--ignore_existing"], CONFIG) == 0
+    assert read_attributes(near_dup_corpus, "minhash") == first
+
+
+@pytest.mark.parametrize("stage", ["sign", "verify", "write_attributes"])
+def test_interrupted_run_resumes_to_the_same_bytes(near_dup_corpus, tmp_path, monkeypatch, stage):
+    clean = tmp_path / "clean"
+    shutil.copytree(near_dup_corpus / "documents", clean / "documents")
+    assert_resumes_after_a_crash(monkeypatch, minhash_stages, stage, near_dup_corpus, clean, ["--debug"], CONFIG, "minhash")
+
+
+def test_partition_count_does_not_change_the_bytes(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), "--debug"], CONFIG) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), "--debug", "--partitions", "1"], CONFIG) == 0
+    assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
+
+
+def test_corrupted_intermediate_file_fails_with_its_name(near_dup_corpus):
+    args = ["--documents", str(near_dup_corpus / "documents"), "--debug", "--keep_work_dir"]
+    assert run_dedupe(args, CONFIG) == 0
+    work = near_dup_corpus / "dedupe_work" / "minhash"
+    victim = work / "sign" / "000001.bin"
+    data = bytearray(victim.read_bytes())
+    data[40] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    # forget every finished stage after the signatures: the rerun must read the damaged file again
+    for marker in [*work.glob("bucket/.*.done.json"), *(near_dup_corpus / "attributes").glob("**/.*.done.json")]:
+        marker.unlink()
+    with pytest.raises(DataFormatError, match="000001.bin.*checksum"):
+        run_dedupe(args, CONFIG)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cli_on_ray_one_and_two_workers_identical(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    for root, processes in ((near_dup_corpus, "1"), (other, "2")):
+        proc = subprocess.run([*DOLMA, "-c", CONFIG, "dedupe", "--documents", str(root / "documents"),
+                               "--processes", processes], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
+    assert components  # the components module is what the Ray run exercised across workers
