@@ -8,6 +8,7 @@ an interrupted run resumes where it stopped and a rerun reuses finished work whe
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from typing import Any
@@ -38,8 +39,11 @@ class StageRunner:
         self._started_ray = False
 
     def __enter__(self) -> StageRunner:
-        if not self.config.debug:
-            self._started_ray = ray_init(self.config.processes, self.config.ray_address)
+        config = self.config
+        # Same rule as the executor: one process and no cluster to join run in this process.
+        serial = config.debug or (config.processes <= 1 and not (config.ray_address or os.environ.get("RAY_ADDRESS")))
+        if not serial:
+            self._started_ray = ray_init(config.processes, config.ray_address)
         return self
 
     def __exit__(self, *exc: Any) -> None:
