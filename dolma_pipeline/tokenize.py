@@ -175,6 +175,12 @@ def run(config: Config) -> int:
     stage_key = fingerprint([tokenizer.sha256, config.tokenizer.bos_token_id, config.tokenizer.eos_token_id,
                              dtype.name, config.strip_text, config.on_error])
 
+    run_key = fingerprint([stage_key, config.seed, max_tokens, config.group, config.on_error,
+                           [_file_identity(path) for path in files]])
+    if not config.ignore_existing and _already_complete(destination, run_key):
+        print(f"dolma tokenize: {destination} is already complete for these inputs and options; nothing to do")
+        return 0
+
     ray_started = False
     if not config.debug:
         from dolma_pipeline.executor import ray_init
@@ -191,6 +197,7 @@ def run(config: Config) -> int:
             ray.shutdown()
     record = _summary_record(config, tokenizer, dtype, encode_summary, part_summary, parts, oversized,
                              time.perf_counter() - started)
+    record["run_key"] = run_key
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
@@ -199,10 +206,32 @@ def run(config: Config) -> int:
     return 0
 
 
+def _file_identity(path: str) -> tuple:
+    """Path, size and mtime of an input: enough to tell that a finished run's inputs did not change."""
+    if io.is_remote(path):
+        return (path,)
+    stat = os.stat(path)
+    return (io.canonical_path(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _already_complete(destination: str, run_key: str) -> bool:
+    """A rerun of a finished run (work directory already removed) must not encode everything again."""
+    try:
+        record = orjson.loads(io.read_text(io.join(destination, SUMMARY_NAME)))
+    except Exception:  # no summary, or a half-written one: not complete
+        return False
+    if record.get("run_key") != run_key:
+        return False
+    return all(io.exists(io.join(destination, part["file"])) and io.exists(marker_path(io.join(destination, part["file"])))
+               for part in record.get("parts", []))
+
+
 def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: ResolvedTokenizer, dtype: np.dtype,
                 stage_key: str) -> tuple[RunSummary, list[EncodedInput]]:
     threads = max(1, (os.cpu_count() or 1) // config.processes)
-    shards = [EncodeShard(input=path, output=intermediate_base(work_dir, path) + ".tokens", fingerprint=stage_key,
+    # The input's size and mtime are in the fingerprint: a changed file is encoded again on resume.
+    shards = [EncodeShard(input=path, output=intermediate_base(work_dir, path) + ".tokens",
+                          fingerprint=fingerprint([stage_key, _file_identity(path)]),
                           tokenizer_path=tokenizer.path, dtype=dtype.name,
                           bos_token_id=config.tokenizer.bos_token_id, eos_token_id=config.tokenizer.eos_token_id,
                           strip_text=config.strip_text, on_error=config.on_error, batch_size=config.batch_size,
@@ -286,6 +315,8 @@ def _summary_record(config: Config, tokenizer: ResolvedTokenizer, dtype: np.dtyp
                       "eos_token_id": config.tokenizer.eos_token_id,
                       "pad_token_id": config.tokenizer.pad_token_id, "strip_text": config.strip_text},
         "seconds": round(seconds, 3),
+        "worker_cpu_seconds": {"encode": round(encoded.extra.get("cpu_seconds", 0.0), 3),
+                               "write": round(written.extra.get("cpu_seconds", 0.0), 3)},
         "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else 0.0,
         "config": to_dict(config),
     }

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import os
+import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class _EncodedFile:
 
 def encode_shard(shard: EncodeShard) -> dict[str, Any]:
     """Encode one input file into its intermediate files; returns the shard's stats."""
+    cpu_start = time.process_time()
     tokenizer = _worker_tokenizer(shard.tokenizer_path, shard.encoder_threads)
     base = shard.output[: -len(".tokens")]
     stats = ReadStats()
@@ -133,7 +135,8 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
                 "lines_skipped": stats.lines_skipped}
     result = stats.as_dict()
     result.update(documents=encoded.documents, tokens=encoded.token_offset, empty_documents=encoded.empty,
-                  source_documents=dict(encoded.source_documents), source_tokens=dict(encoded.source_tokens))
+                  source_documents=dict(encoded.source_documents), source_tokens=dict(encoded.source_tokens),
+                  cpu_seconds=time.process_time() - cpu_start)  # the worker's threads included
     return result
 
 
@@ -237,6 +240,7 @@ def _plan_reader(plan_path: str, dtype: str) -> _PlanReader:
 
 def write_part(shard: PartShard) -> dict[str, Any]:
     """Gather the documents of one part in plan order and write its `.npy` and `.csv.gz`."""
+    cpu_start = time.process_time()
     plan = _plan_reader(shard.plan_path, shard.dtype)
     with PartWriter(shard.output, shard.dtype) as writer:
         for chunk_start in range(shard.start, shard.end, shard.chunk_documents):
@@ -253,4 +257,5 @@ def write_part(shard: PartShard) -> dict[str, Any]:
             writer.write(np.concatenate(pieces), ids, [plan.srcs[f] for f in files.tolist()], rows[:, 2].tolist(),
                          rows[:, 1] - rows[:, 0])
     return {"documents": writer.documents, "tokens": writer.tokens_written,
-            "bytes": writer.tokens_written * np.dtype(shard.dtype).itemsize}
+            "bytes": writer.tokens_written * np.dtype(shard.dtype).itemsize,
+            "cpu_seconds": time.process_time() - cpu_start}

@@ -10,7 +10,7 @@ import pytest
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import marker_path
-from dolma_pipeline.tokenfile import list_parts, metadata_path
+from dolma_pipeline.tokenfile import list_parts, metadata_path, read_rows
 from dolma_pipeline.tokenize import SUMMARY_NAME, Config, run
 
 from .conftest import make_docs, truncate, write_docs
@@ -64,6 +64,22 @@ def test_interrupted_part_writing_resumes_to_the_same_bytes(corpus, tmp_path):
     assert summary["files_resumed"] == 2 and summary["parts_resumed"] == len(parts) - 1
     assert part_bytes(out) == before
     assert not [n for n in os.listdir(out) if ".tmp-" in n]
+
+
+def test_rerun_of_a_finished_run_does_nothing_and_a_changed_input_reruns(corpus, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    tokenize(corpus, out)
+    before = part_bytes(out)
+    tokenize(corpus, out)
+    assert "already complete" in capsys.readouterr().out
+    assert part_bytes(out) == before
+    write_docs(os.path.join(corpus, "a.jsonl.gz"), make_docs("new", 3))
+    summary = tokenize(corpus, out, keep_work=True)
+    assert summary["documents"] == 38 and part_bytes(out) != before
+    write_docs(os.path.join(corpus, "a.jsonl.gz"), make_docs("newer", 4))  # kept work must not be reused
+    summary = tokenize(corpus, out)
+    assert summary["documents"] == 39 and summary["files_resumed"] == 2
+    assert "newer-3" in {row.id for part in list_parts(out) for row in read_rows(metadata_path(part))}
 
 
 def test_stale_parts_of_a_larger_earlier_run_are_removed(corpus, tmp_path):

@@ -1,0 +1,216 @@
+"""Benchmark `dolma tokenize` against dolma 1.2.1's `dolma tokens` and raw `Tokenizer.encode_batch`.
+
+    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2] [--dolma PATH] [--json OUT]
+
+All figures are for the same input files on the same machine in the same run:
+- ours: wall time of `dolma tokenize --processes P` (a fresh process: imports, Ray start-up, both stages,
+  summary) over the tokens it wrote;
+- dolma 1.2.1: wall time of `dolma tokens --processes P` (skipped with a message if its venv is absent);
+- raw: `Tokenizer.encode_batch` (and `encode_batch_fast`) over the same stripped texts held in memory, in
+  one process, batches of 1024, with the library's default thread pool (all cores) and with one thread.
+Token rates all use the same token count (ours: every document's ids plus its EOS), so each ratio is a
+ratio of times. "Per process" divides our rate by P, to set against raw with one thread.
+It then checks, for every document, that our tokens equal Dolma's (keyed by id, src and line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DOCUMENTS = "/tmp/dolma-corpus/dolma/en/documents"
+DEFAULT_DOLMA = "/tmp/peers/dolma-venv/bin/dolma"
+EOS = 50279
+
+
+def tokenizer_path() -> str:
+    sys.path.insert(0, REPO)
+    from dolma_pipeline.assets import asset_path
+
+    return asset_path("allenai_gpt-neox-olmo-dolma-v1_5.json")
+
+
+def load_texts(files: list[str]) -> list[str]:
+    import gzip
+
+    import orjson
+
+    texts = []
+    for path in files:
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                text = orjson.loads(line)["text"].strip()
+                if text:
+                    texts.append(text)
+    return texts
+
+
+def raw_encode_seconds(files: list[str], tokenizer: str, batch: int = 1024) -> dict[str, float]:
+    """Time encode_batch and encode_batch_fast on in-memory texts in this process (its thread pool as set)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer)
+    texts = load_texts(files)
+    out: dict[str, float] = {}
+    for name in ("encode_batch", "encode_batch_fast"):
+        encode = getattr(tok, name, None)
+        if encode is None:
+            continue
+        start, cpu = time.perf_counter(), time.process_time()
+        tokens = 0
+        for i in range(0, len(texts), batch):
+            tokens += sum(len(e.ids) for e in encode(texts[i : i + batch], add_special_tokens=False))
+        out[name] = time.perf_counter() - start
+        out[f"{name}_cpu"] = time.process_time() - cpu
+        out["tokens"] = tokens + len(texts)
+    return out
+
+
+def raw_in_subprocess(files: list[str], tokenizer: str, threads: int | None) -> dict[str, float]:
+    env = dict(os.environ)
+    if threads:
+        env["RAYON_NUM_THREADS"] = str(threads)
+        env["TOKENIZERS_PARALLELISM"] = "false" if threads == 1 else "true"
+    cmd = [sys.executable, __file__, "--raw-only", "--tokenizer", tokenizer, *files]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and the descendants it waited for)."""
+    cpu = _children_cpu()
+    start = time.perf_counter()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
+    return seconds, _children_cpu() - cpu
+
+
+def read_parts(directory: str) -> dict[tuple[str, str, int], list[int]]:
+    """(id, src, loc) -> tokens for every document of a directory of Dolma/OLMo token files (uint16)."""
+    import csv
+    import gzip
+
+    import numpy as np
+
+    docs = {}
+    for npy in sorted(glob.glob(os.path.join(directory, "**", "*.npy"), recursive=True)):
+        tokens = np.memmap(npy, dtype=np.uint16, mode="r") if os.path.getsize(npy) else np.zeros(0, np.uint16)
+        with gzip.open(npy[: -len(".npy")] + ".csv.gz", "rt", newline="") as fh:
+            for start, end, doc_id, src, loc in csv.reader(fh):
+                docs[(doc_id, src, int(loc))] = tokens[int(start) : int(end)].tolist()
+    return docs
+
+
+def compare(ours: dict, theirs: dict) -> dict[str, int]:
+    common = ours.keys() & theirs.keys()
+    mismatched = [k for k in common if ours[k] != theirs[k]]
+    for key in mismatched[:5]:
+        print(f"  MISMATCH {key}: ours {len(ours[key])} tokens, dolma {len(theirs[key])}", file=sys.stderr)
+    return {"documents_compared": len(common), "mismatched": len(mismatched),
+            "only_ours": len(ours.keys() - theirs.keys()), "only_dolma": len(theirs.keys() - ours.keys())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz documents")
+    parser.add_argument("--files", type=int, default=4, help="how many of its files to use (sorted)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the cached OLMo tokenizer)")
+    parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("raw_files", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    tokenizer = args.tokenizer or tokenizer_path()
+    if args.raw_only:
+        print(json.dumps(raw_encode_seconds(args.raw_files, tokenizer)))
+        return
+
+    files = sorted(glob.glob(os.path.join(args.documents, "*.jsonl.gz")))[: args.files]
+    if not files:
+        raise SystemExit(f"no *.jsonl.gz under {args.documents} (build the corpus: shared/corpus/build_corpus.py)")
+    work = tempfile.mkdtemp(prefix="tokenize-bench-")
+    P = args.processes
+    print(f"input: {len(files)} file(s) from {args.documents}, {sum(map(os.path.getsize, files)) / 1e6:.1f} MB gz; "
+          f"processes {P}; cpus {os.cpu_count()}")
+
+    env = dict(os.environ, DOLMA_NO_PROGRESS="1")
+    ours_dir = os.path.join(work, "ours")
+    ours_s, ours_driver_cpu = run_timed([sys.executable, "-m", "dolma_pipeline.cli", "tokenize", "--documents", *files,
+                        "--destination", ours_dir, "--tokenizer.name_or_path", tokenizer, "--processes", str(P)],
+                       env=dict(env, PYTHONPATH=REPO))
+    with open(os.path.join(ours_dir, "dolma_tokenize.summary.json")) as fh:
+        summary = json.load(fh)
+    tokens = summary["tokens"]
+    # Ray workers are not our children: their CPU is what each task measured (stats in the summary).
+    ours_cpu = ours_driver_cpu + sum(summary["worker_cpu_seconds"].values())
+    figures: dict = {"files": len(files), "processes": P, "tokens": tokens, "ours_seconds": round(ours_s, 2),
+                     "ours_tokens_per_s": round(tokens / ours_s), "ours_cpu_seconds": round(ours_cpu, 2),
+                     "ours_tokens_per_cpu_s": round(tokens / ours_cpu)}
+    print(f"ours       : {tokens / ours_s:>12,.0f} tokens/s  ({tokens:,} tokens in {ours_s:.1f}s; "
+          f"{tokens / ours_s / P:,.0f} per process); {tokens / ours_cpu:,.0f} tokens per CPU-second "
+          f"(driver {ours_driver_cpu:.1f}s + workers {summary['worker_cpu_seconds']})")
+
+    raw_all = raw_in_subprocess(files, tokenizer, None)
+    raw_one = raw_in_subprocess(files, tokenizer, 1)
+    if raw_all["tokens"] != tokens:
+        print(f"  note: raw token count {raw_all['tokens']:,} differs from ours {tokens:,}")
+    for label, raw in (("all threads", raw_all), ("1 thread", raw_one)):
+        for name in ("encode_batch", "encode_batch_fast"):
+            if name in raw:
+                rate = tokens / raw[name]
+                key = f"raw_{name}_{'1thread' if label == '1 thread' else 'allthreads'}_tokens_per_s"
+                figures[key] = round(rate)
+                mine = tokens / ours_s / (P if label == "1 thread" else 1)
+                which = "ours per process" if label == "1 thread" else "ours"
+                print(f"raw {name:<17} ({label:<11}): {rate:>12,.0f} tokens/s  -> {which} / raw = {mine / rate:.2f}x"
+                      f"; {tokens / raw[name + '_cpu']:,.0f} tokens per CPU-second")
+                figures[key.replace("_tokens_per_s", "_tokens_per_cpu_s")] = round(tokens / raw[name + "_cpu"])
+
+    if not os.path.exists(args.dolma):
+        print(f"dolma 1.2.1: skipped ({args.dolma} not found; install with shared/bench/setup_peers.sh)")
+    else:
+        dolma_dir = os.path.join(work, "dolma")
+        dolma_s, dolma_cpu = run_timed([args.dolma, "tokens", "--documents", *files, "--destination", dolma_dir,
+                             "--tokenizer.name_or_path", tokenizer, "--tokenizer.eos_token_id", str(EOS),
+                             "--tokenizer.pad_token_id", "1", "--dtype", "uint16", "--processes", str(P),
+                             "--work_dir.input", os.path.join(work, "dolma-wi"),
+                             "--work_dir.output", os.path.join(work, "dolma-wo")],
+                            env=dict(env, HF_HUB_OFFLINE="1"))
+        theirs = read_parts(dolma_dir)
+        dolma_tokens = sum(map(len, theirs.values()))
+        figures.update(dolma_seconds=round(dolma_s, 2), dolma_tokens=dolma_tokens,
+                       dolma_tokens_per_s=round(dolma_tokens / dolma_s), ratio_vs_dolma=round(dolma_s / ours_s, 2),
+                       dolma_cpu_seconds=round(dolma_cpu, 2), dolma_tokens_per_cpu_s=round(dolma_tokens / dolma_cpu),
+                       cpu_ratio_vs_dolma=round((tokens / ours_cpu) / (dolma_tokens / dolma_cpu), 2))
+        print(f"dolma 1.2.1: {dolma_tokens / dolma_s:>12,.0f} tokens/s  ({dolma_tokens:,} tokens in {dolma_s:.1f}s)"
+              f"  -> ours / dolma = {(tokens / ours_s) / (dolma_tokens / dolma_s):.2f}x; "
+              f"{dolma_tokens / dolma_cpu:,.0f} tokens per CPU-second -> ours / dolma = "
+              f"{figures['cpu_ratio_vs_dolma']:.2f}x")
+        check = compare(read_parts(ours_dir), theirs)
+        figures["equality"] = check
+        status = "IDENTICAL" if not (check["mismatched"] or check["only_ours"] or check["only_dolma"]) else "DIFFERENT"
+        print(f"per-document tokens vs dolma: {status} ({check})")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(figures, fh, indent=2)
+    subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
