@@ -13,7 +13,8 @@ Output (dolma_pipeline/tokenfile.py): `OUT/part-<group>-<NNNNN>.npy` raw token m
 tokens). A document larger than `max_size` is written alone in its own part, which is then larger than
 `max_size`; it is never split and never stalls the run. The summary counts such documents.
 
-Order: stage 1 encodes each input file on a worker (Ray, or serially with `--debug`); stage 2 permutes
+Order: stage 1 encodes each input file on a worker (Ray; in this process with `--debug` or
+`--processes 1`, where the encoder's thread pool uses every core); stage 2 permutes
 all documents with `np.random.Generator(PCG64(seed))` (documents numbered in sorted input-path order,
 then by line), cuts the permutation into parts and writes each part on a worker. The same inputs,
 tokenizer and seed give byte-identical parts whatever `--processes`, and an interrupted run resumes
@@ -182,7 +183,7 @@ def run(config: Config) -> int:
         return 0
 
     ray_started = False
-    if not config.debug:
+    if not _serial(config):
         from dolma_pipeline.executor import ray_init
 
         ray_started = ray_init(config.processes, config.ray_address)
@@ -204,6 +205,11 @@ def run(config: Config) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
     print(_render(record, encode_summary))
     return 0
+
+
+def _serial(config: Config) -> bool:
+    """One local process gains nothing from Ray but its start-up time: run the shards in this process."""
+    return config.debug or (config.processes == 1 and not config.ray_address and not os.environ.get("RAY_ADDRESS"))
 
 
 def _file_identity(path: str) -> tuple:
@@ -228,7 +234,8 @@ def _already_complete(destination: str, run_key: str) -> bool:
 
 def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: ResolvedTokenizer, dtype: np.dtype,
                 stage_key: str) -> tuple[RunSummary, list[EncodedInput]]:
-    threads = max(1, (os.cpu_count() or 1) // config.processes)
+    # Cores not used by a worker of their own go to the encoder's thread pool (e.g. fewer files than processes).
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(config.processes, len(files))))
     # The input's size and mtime are in the fingerprint: a changed file is encoded again on resume.
     shards = [EncodeShard(input=path, output=intermediate_base(work_dir, path) + ".tokens",
                           fingerprint=fingerprint([stage_key, _file_identity(path)]),
@@ -238,7 +245,7 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                           encoder_threads=threads)
               for path in files]
     summary = run_shards(encode_shard, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=config.debug, ignore_existing=config.ignore_existing, desc="tokenize")
+                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="tokenize")
     inputs = []
     for shard in shards:
         if read_marker(shard) is None:  # skipped under the error policy
@@ -262,7 +269,7 @@ def _write_parts(config: Config, destination: str, work_dir: str, inputs: list[E
               for n, (start, end) in enumerate(bounds)]
     _remove_stale_parts(destination, config.group, len(shards))
     summary = run_shards(write_part, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=config.debug, ignore_existing=config.ignore_existing, desc="write parts")
+                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="write parts")
     part_lengths = [int(lengths[order[start:end]].sum()) for start, end in bounds]
     oversized = sum(1 for (start, end), n in zip(bounds, part_lengths) if end - start == 1 and n > max_tokens)
     if oversized:
