@@ -49,7 +49,7 @@ def _contains_naughty_phrase(text: str) -> bool:
     around the text's spaces and search only for the phrases whose window occurs (an exact pre-filter)."""
     if any(phrase in text for phrase in _PHRASES_WITHOUT_WINDOW):
         return True
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     spaces = np.flatnonzero(codes[2 : len(codes) - 2] == 32) + 2
     if not len(spaces):
         return False

@@ -22,7 +22,9 @@ IP = "IP_ADDRESS"
 
 _LOCAL = r"[\w%+'-]+(?:\.[\w%+'-]+)*"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-_EMAIL = re.compile(rf"(?<![\w.%+'-]){_LOCAL}@(?:{_LABEL}\.)+[^\W\d_]{{2,}}(?![\w-]|\.[^\W_])")
+_EMAIL = re.compile(rf"(?<![\w.%+'-]){_LOCAL}@(?:{_LABEL}\.)+([^\W\d_]{{2,}})(?![\w-]|\.[^\W_])")
+# `logo@2x.png`: asset names, not addresses.
+_FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "pdf", "css", "js"})
 # Obfuscated: the "at"/"dot" words must be bracketed, or upper-case with spaces around them.
 _AT = r"(?:\s*[\[({<]\s*(?:at|AT|@)\s*[\])}>]\s*|\s+AT\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|DOT|\.)\s*[\])}>]\s*|\s+DOT\s+|\.)"
@@ -40,7 +42,7 @@ _SEP = r"[ .\-\u00a0]"
 _PHONE = re.compile(
     rf"""(?<![\w+.,/#=-])(?<!\d[ .,])
     (?:
-        \+\d{{1,3}}{_SEP}?(?:\(0?\d{{1,4}}\){_SEP}?|\d{{1,5}}{_SEP}?)(?:\d{{2,5}}{_SEP}?){{1,4}}\d{{2,5}}
+        \+\d{{1,3}}{_SEP}?(?:\(0?\d{{1,4}}\){_SEP}?|\d{{1,5}}{_SEP}?)(?:\d{{2,5}}{_SEP}?){{1,4}}\d{{1,5}}
       | \+\d{{7,14}}\d
       | (?:1{_SEP})?\(\d{{2,5}}\){_SEP}?\d{{2,5}}(?:{_SEP}\d{{2,5}}){{0,3}}
       | (?:1{_SEP})?\d{{2,5}}(?:{_SEP}\d{{2,5}}){{2,4}}
@@ -55,7 +57,7 @@ _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[1
 # Without a country code a number is a phone number when it has the North American 3-3-4 shape or starts
 # with a trunk prefix 0 (UK, DE, FR, JP, ...); other digit groups are more often tables, codes or amounts.
 _US_SHAPE = re.compile(rf"(?:1{_SEP})?(?:\(\d{{3}}\)|\d{{3}}){_SEP}?\d{{3}}{_SEP}\d{{4}}$")
-_SUPPRESS_CONTEXT = re.compile(r"isbn|doi|version|ver\.|release", re.IGNORECASE)
+_SUPPRESS_CONTEXT = re.compile(r"isbn|doi|version|ver\.|release|section|chapter|\u00a7", re.IGNORECASE)
 CONTEXT_CHARS = 30
 
 
@@ -66,10 +68,9 @@ def _suppressed(text: str, start: int) -> bool:
 
 
 def _valid_ipv6(candidate: str) -> bool:
-    groups = [g for g in candidate.replace(".", ":").split(":") if g]
-    if len(groups) < 3 and "::" not in candidate:
-        return False
-    if sum(1 for g in candidate.split(":") if g) < 2:
+    """A valid IPv6 address with a digit and two groups (or the loopback `::1`): not `a::b`, `[::2]`, 12:30:45."""
+    if candidate != "::1" and (sum(1 for g in candidate.split(":") if g) < 2
+                               or not any(c.isdigit() for c in candidate)):
         return False
     try:
         ipaddress.IPv6Address(candidate)
@@ -91,7 +92,8 @@ def find_pii(text: str) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, type) in text order; e-mails win over IPs, IPs over phone numbers."""
     found: list[tuple[int, int, str]] = []
     if "@" in text:
-        found.extend((m.start(), m.end(), EMAIL) for m in _EMAIL.finditer(text))
+        found.extend((m.start(), m.end(), EMAIL) for m in _EMAIL.finditer(text)
+                     if m.group(1).lower() not in _FILE_SUFFIXES)
     if _OBFUSCATION_HINT.search(text):
         found.extend((m.start(), m.end(), EMAIL) for m in _EMAIL_OBFUSCATED.finditer(text))
     if "." in text:

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from dolma_pipeline.assets import asset_path
+from dolma_pipeline.documents import Document
+from dolma_pipeline.errors import ConfigError
+from taggers.fasttext_lid import huffman_paths
+from taggers.language import EnglishDocument, EnglishParagraphWithDocScore, prepare
+
+ENGLISH = "The committee approved the budget for next year after a long discussion about priorities."
+FRENCH = "Le comité a approuvé le budget de l'année prochaine après une longue discussion sur les priorités."
+
+
+def by_type(spans):
+    out = {}
+    for s in spans:
+        out.setdefault(s.type, []).append(s)
+    return out
+
+
+def test_english_document(tagger_factory):
+    tagger = tagger_factory("ft_lang_id_en_doc_v2")
+    en, fr = tagger.predict_batch([Document.from_fields("en", ENGLISH), Document.from_fields("fr", FRENCH)])
+    assert by_type(en)["en"][0].score > 0.8
+    assert by_type(fr)["en"][0].score < 0.1
+    assert by_type(fr)["not_en"][0].score == pytest.approx(1 - by_type(fr)["en"][0].score)
+    assert (en[0].start, en[0].end) == (0, len(ENGLISH))
+
+
+def test_paragraphs_with_doc_score(tagger_factory):
+    tagger = tagger_factory("ft_lang_id_en_paragraph_with_doc_score_v2")
+    text = f"{ENGLISH}\n\n   \n{FRENCH}"
+    spans = by_type(tagger.predict(Document.from_fields("d", text)))
+    en = spans["en"]
+    # Dolma's paragraphs: a line with its newline; the empty and whitespace-only lines are skipped
+    assert [(s.start, s.end) for s in en] == [(0, len(ENGLISH) + 1), (len(text) - len(FRENCH), len(text))]
+    assert en[0].score > 0.8 and en[1].score < 0.1
+    expected = sum((s.end - s.start) * s.score for s in en) / len(text)
+    assert spans["doc_en"][0].score == pytest.approx(expected)
+    assert spans["doc_not_en"][0].score == pytest.approx(1 - expected)
+
+
+def test_all_languages_threshold(tagger_factory):
+    from taggers.language import AllLanguagesDocument
+
+    tagger = AllLanguagesDocument(threshold=0.5)
+    tagger.setup()
+    spans = tagger.predict(Document.from_fields("fr", FRENCH))
+    assert [s.type for s in spans] == ["fr"]
+
+
+def test_cached_classifier_equals_fasttext(tagger_factory):
+    tagger = tagger_factory("ft_lang_id_doc_v1")
+    texts = [ENGLISH, FRENCH, "", "東京は日本の首都です。", "Ein kurzer deutscher Satz mit\tTab.", "a " * 500]
+    ours = tagger.scores(texts)
+    for row, text in zip(ours, texts):
+        labels, probabilities = tagger.model.predict(prepare(text), k=-1)
+        for label, p in zip(labels, probabilities):
+            assert row[tagger.label_index[label.removeprefix("__label__")]] == pytest.approx(p, abs=1e-4)
+        assert tagger.labels[int(np.argmax(row))] == labels[0].removeprefix("__label__")
+
+
+def test_huffman_paths_give_a_distribution():
+    right, left = huffman_paths([50, 30, 10, 5, 5])
+    assert right.shape == (5, 4)
+    # every label has a path; a fair tree (sigmoid 0.5 everywhere) gives probabilities summing to 1
+    depth = (right + left).sum(axis=1)
+    assert np.all(depth >= 1)
+    assert np.sum(0.5 ** depth) == pytest.approx(1.0)
+
+
+def test_model_path_option(tmp_path):
+    local = tmp_path / "model.ftz"
+    shutil.copy(asset_path("lid.176.ftz"), local)
+    tagger = EnglishDocument(model_path=str(local))
+    tagger.setup()
+    assert tagger.predict(Document.from_fields("en", ENGLISH))[0].score > 0.8
+    with pytest.raises(ConfigError, match="does not exist"):
+        EnglishDocument(model_path=str(tmp_path / "missing.bin")).setup()
+    with pytest.raises(ConfigError, match="unknown option"):
+        EnglishParagraphWithDocScore(modle_path="typo")
