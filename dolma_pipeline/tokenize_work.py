@@ -77,9 +77,10 @@ class _EncodedFile:
         self.source_documents: Counter[str] = Counter()
         self.source_tokens: Counter[str] = Counter()
 
-    def add(self, batch: list[Document], encoded: list[list[int]]) -> None:
+    def add(self, batch: list[Document], encoded: list[list[int] | None]) -> None:
+        """Append a batch; `[]` marks an empty document (skipped, counted), None a bad one (already counted)."""
         kept = [(doc, ids) for doc, ids in zip(batch, encoded) if ids]
-        self.empty += len(batch) - len(kept)
+        self.empty += sum(1 for ids in encoded if ids is not None and not ids)
         if not kept:
             return
         lengths = np.fromiter((len(ids) for _, ids in kept), dtype=np.int64, count=len(kept))
@@ -124,10 +125,10 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
             for doc in read_documents(shard.input, shard.on_error, stats):
                 batch.append(doc)
                 if len(batch) >= shard.batch_size:
-                    encoded.add(batch, _encode(tokenizer, batch, shard))
+                    encoded.add(batch, _encode(tokenizer, batch, shard, stats))
                     batch = []
             if batch:
-                encoded.add(batch, _encode(tokenizer, batch, shard))
+                encoded.add(batch, _encode(tokenizer, batch, shard, stats))
     except DataFormatError as e:
         if shard.on_error == "fail":
             raise
@@ -140,9 +141,28 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
     return result
 
 
-def _encode(tokenizer, batch: list[Document], shard: EncodeShard) -> list[list[int]]:
-    return document_tokens(tokenizer, [doc.text for doc in batch], shard.bos_token_id, shard.eos_token_id,
-                           shard.strip_text)
+def _encode(tokenizer, batch: list[Document], shard: EncodeShard, stats: ReadStats) -> list[list[int] | None]:
+    try:
+        for doc in batch:
+            doc.id.encode("utf-8")  # ids go to the CSV as UTF-8
+        return document_tokens(tokenizer, [doc.text for doc in batch], shard.bos_token_id, shard.eos_token_id,
+                               shard.strip_text)
+    except Exception:  # tokenizers raises plain Exceptions, e.g. for a lone surrogate from a JSON escape
+        return [_encode_one(tokenizer, doc, shard, stats) for doc in batch]
+
+
+def _encode_one(tokenizer, doc: Document, shard: EncodeShard, stats: ReadStats) -> list[int] | None:
+    """Encode one document of a batch that failed, to name the bad line (or skip it under `skip_line`)."""
+    try:
+        doc.id.encode("utf-8")
+        return document_tokens(tokenizer, [doc.text], shard.bos_token_id, shard.eos_token_id, shard.strip_text)[0]
+    except Exception as e:  # the tokenizer raises plain Exceptions for text it cannot take
+        error = DataFormatError(doc.path, doc.line, f"cannot tokenize document {doc.id!r}: {e}")
+        if shard.on_error != "skip_line":
+            raise error from None
+        stats.lines_skipped += 1
+        stats.errors.append(str(error))
+        return None
 
 
 # ------------------------------------------------------------------------------------------ stage 2

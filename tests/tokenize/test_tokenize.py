@@ -226,3 +226,15 @@ def test_dolma_tokens_alias_with_dolma_flags(corpus, tmp_path, olmo_tokenizer_pa
     assert rc == 0
     assert len(output_documents(out)) == 45  # the glob does not descend into sub/
     assert "45 documents" in capsys.readouterr().out
+
+
+def test_text_the_tokenizer_cannot_take_is_a_bad_line(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    with open(docs / "s.jsonl", "w") as fh:
+        fh.write('{"id": "good", "text": "fine"}\n{"id": "bad", "text": "lone \\ud800 surrogate"}\n')
+    with pytest.raises(DataFormatError, match=r"s.jsonl:2: cannot tokenize document 'bad'"):
+        tokenize(str(docs), str(tmp_path / "out"))
+    summary = tokenize(str(docs), str(tmp_path / "skip"), on_error="skip_line")
+    assert summary["documents"] == 1 and summary["lines_skipped"] == 1
+    assert set(output_documents(str(tmp_path / "skip"))) == {"good"}
