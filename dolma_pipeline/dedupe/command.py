@@ -36,6 +36,7 @@ class StageRunner:
     def __init__(self, config: DedupeConfig):
         self.config = config
         self.summaries: dict[str, RunSummary] = {}
+        self.cpu_seconds = 0.0  # summed over every stage (and every round), as the workers report it
         self._started_ray = False
 
     def __enter__(self) -> StageRunner:
@@ -63,6 +64,7 @@ class StageRunner:
         log.info("stage %s: %d shards (%d already done) in %.1fs", name, summary.files, summary.files_resumed,
                  summary.seconds)
         self.summaries[name] = summary
+        self.cpu_seconds += summary.extra.get("cpu_seconds", 0.0)
         return summary
 
 
@@ -149,6 +151,7 @@ def run(config: DedupeConfig) -> int:
             if stage != "write" and key not in final.extra and isinstance(value, (int, float)):
                 final.extra[key] = value
     final.seconds = sum(s.seconds for s in runner.summaries.values())
+    final.extra["cpu_seconds"] = round(runner.cpu_seconds, 3)
     roots = sorted({attr[: attr.rfind(f"/{config.dedupe.name}/") + len(config.dedupe.name) + 1]
                     for attr in plan.attribute_files}) if not config.destination else [config.destination]
     write_run_record(roots, config, final, CONFIG_NAME, SUMMARY_NAME)

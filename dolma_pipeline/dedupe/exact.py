@@ -13,10 +13,11 @@ finished, fingerprinted stage outputs).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import blake2b as _blake2b
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import orjson
 
 from dolma_pipeline import io
 from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned
-from dolma_pipeline.dedupe.plan import LINE_BITS, ReduceShard, counts_cpu
+from dolma_pipeline.dedupe.plan import LINE_BITS, ReduceShard, counts_cpu, write_rows
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import Shard
 from dolma_pipeline.reader import ReadStats, read_documents
@@ -67,56 +68,74 @@ def extract_key(raw: dict, parts: list[str]) -> Any:
     return value
 
 
-def split_paragraphs(text: str, separator: str) -> list[tuple[int, int, str]]:
-    """(start, end, paragraph) in code points; a span includes its separator, so removing it
-    removes the whole line; an empty piece after a final separator is not a paragraph."""
+def paragraph_pieces(text: str, separator: str) -> tuple[list[str], bool]:
+    """The paragraphs, and whether the text ended with a separator (that empty tail is no paragraph)."""
     pieces = text.split(separator)
     if len(pieces) > 1 and pieces[-1] == "":
         pieces.pop()
-        trailing = True
-    else:
-        trailing = False
-    out, offset, sep_len, last = [], 0, len(separator), len(pieces) - 1
+        return pieces, True
+    return pieces, False
+
+
+def paragraph_spans(text: str, separator: str, indices: list[int]) -> list[list]:
+    """[start, end, 1.0] of the paragraphs at `indices`, in code points; a span includes its separator,
+    so removing it removes the whole line."""
+    pieces, trailing = paragraph_pieces(text, separator)
+    sep_len, last = len(separator), len(pieces) - 1
+    before = [0, *accumulate(map(len, pieces))]  # characters of the paragraphs before each one
+    spans = []
+    for i in indices:
+        start = before[i] + i * sep_len
+        spans.append([start, start + len(pieces[i]) + (sep_len if (i < last or trailing) else 0), 1.0])
+    return spans
+
+
+def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]) -> list[int] | range:
+    """Indices of the units that take part; the others are counted by reason."""
+    if not (rules.skip_empty or rules.min_length or rules.min_words):
+        counts["units_considered"] += len(pieces)
+        return range(len(pieces))
+    if not (rules.min_length or rules.min_words):  # the common Dolma setting: skip_empty alone
+        keep = [i for i, piece in enumerate(pieces) if piece and not piece.isspace()]
+        counts["skipped_empty"] += len(pieces) - len(keep)
+        counts["units_considered"] += len(keep)
+        return keep
+    keep = []
+    skip_empty, min_length, min_words = rules.skip_empty, rules.min_length, rules.min_words
     for i, piece in enumerate(pieces):
-        end = offset + len(piece) + (sep_len if (i < last or trailing) else 0)
-        out.append((offset, end, piece))
-        offset = end
-    return out
-
-
-def _eligible(text: str, rules: UnitRules, counts: dict[str, int]) -> bool:
-    if rules.skip_empty and not text.strip():
-        counts["skipped_empty"] += 1
-        return False
-    if len(text) < rules.min_length:
-        counts["skipped_min_length"] += 1
-        return False
-    if rules.min_words and len(text.split()) < rules.min_words:
-        counts["skipped_min_words"] += 1
-        return False
-    counts["units_considered"] += 1
-    return True
+        if skip_empty and (not piece or piece.isspace()):
+            counts["skipped_empty"] += 1
+        elif len(piece) < min_length:
+            counts["skipped_min_length"] += 1
+        elif min_words and len(piece.split()) < min_words:
+            counts["skipped_min_words"] += 1
+        else:
+            keep.append(i)
+    counts["units_considered"] += len(keep)
+    return keep
 
 
 def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str],
-               counts: dict[str, int]) -> Iterator[tuple[int, bytes]]:
-    """(paragraph index, 16-byte digest) of every eligible unit of one document."""
+               counts: dict[str, int]) -> tuple[list[int] | range, bytes]:
+    """(paragraph indices, their 16-byte digests concatenated) of the eligible units of one document."""
     if rules.mode == "documents":
         value = extract_key(raw, key_parts)
         if value is None:
             counts["skipped_missing_key"] += 1
-            return
+            return [], b""
         blob = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         if rules.skip_empty and not blob.strip():
             counts["skipped_empty"] += 1
-            return
+            return [], b""
         # min_length / min_words look at the document text: the key may be a URL that has no words.
-        if _eligible(text, UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words), counts):
-            yield 0, hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        return
-    for index, (_, _, piece) in enumerate(split_paragraphs(text, rules.separator)):
-        if _eligible(piece, rules, counts):
-            yield index, hashlib.blake2b(piece.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        text_rules = UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words)
+        if eligible_indices([text], text_rules, counts):
+            return [0], _blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return [], b""
+    pieces, _ = paragraph_pieces(text, rules.separator)
+    keep = eligible_indices(pieces, rules, counts)
+    return keep, b"".join([_blake2b(pieces[i].encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                           for i in keep])
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -133,19 +152,19 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     key_parts = parse_key(rules.key) if rules.mode == "documents" else []
     counts = dict.fromkeys(("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words",
                             "skipped_missing_key"), 0)
-    digests = bytearray()
+    digests: list[bytes] = []
     refs: list[int] = []
     paras: list[int] = []
     stats = ReadStats()
     base = shard.file_index << LINE_BITS
     for doc in read_documents(shard.input, "fail", stats):
-        ref = base | doc.line
-        for index, digest in hash_units(doc.raw, doc.text, rules, key_parts, counts):
-            digests += digest
-            refs.append(ref)
-            paras.append(index)
+        indices, blob = hash_units(doc.raw, doc.text, rules, key_parts, counts)
+        if blob:
+            digests.append(blob)
+            refs.extend([base | doc.line] * len(indices))
+            paras.extend(indices)
     records = np.empty(len(refs), dtype=HASH_RECORD)
-    pairs = np.frombuffer(bytes(digests), dtype="<u8").reshape(-1, 2)
+    pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
     records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
     records["ref"], records["para"] = refs, paras
     written = write_partitioned(shard.output, records, records["h0"] % np.uint64(shard.partitions), shard.partitions)
@@ -196,13 +215,12 @@ def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
                 if shard.rules.mode == "documents":
                     spans = [[0, len(doc.text), 1.0]]
                 else:
-                    pieces = split_paragraphs(doc.text, shard.rules.separator)
-                    spans = [[pieces[i][0], pieces[i][1], 1.0] for i in sorted(paras)]
+                    spans = paragraph_spans(doc.text, shard.rules.separator, sorted(paras))
             row: dict[str, Any] = {"id": doc.id, "attributes": {name: spans}}
             if doc.source is not None:
                 row["source"] = doc.source
             yield orjson.dumps(row)
 
     with io.AtomicWriter(shard.output) as writer:
-        writer.write_lines(rows())
+        write_rows(writer, rows())
     return {**stats.as_dict(), "documents_with_duplicates": flagged_docs, "duplicate_units_flagged": len(dups)}

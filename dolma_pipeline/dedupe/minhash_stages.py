@@ -29,7 +29,15 @@ from dolma_pipeline.dedupe.partfile import (
     write_partitioned,
     write_segments,
 )
-from dolma_pipeline.dedupe.plan import LINE_BITS, LINE_MASK, ReduceShard, RunPlan, counts_cpu, make_plan
+from dolma_pipeline.dedupe.plan import (
+    LINE_BITS,
+    LINE_MASK,
+    ReduceShard,
+    RunPlan,
+    counts_cpu,
+    make_plan,
+    write_rows,
+)
 from dolma_pipeline.documents import attribute_key
 from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.executor import Shard
@@ -208,7 +216,7 @@ def write_attributes(shard: WriteShard) -> dict[str, Any]:
             yield orjson.dumps(row)
 
     with io.AtomicWriter(shard.output) as writer:
-        writer.write_lines(rows())
+        write_rows(writer, rows())
     return {**stats.as_dict(), "duplicates": duplicates}
 
 

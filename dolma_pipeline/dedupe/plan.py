@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from dolma_pipeline import io
@@ -101,3 +102,10 @@ def counts_cpu(work: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[st
         return stats
 
     return wrapper
+
+
+def write_rows(writer: io.AtomicWriter, rows: Iterable[bytes], batch: int = 1024) -> None:
+    """Write JSON lines in batches: one compressor call per batch rather than per row."""
+    rows = iter(rows)
+    while chunk := list(islice(rows, batch)):
+        writer.write(b"\n".join(chunk) + b"\n")

@@ -1,0 +1,243 @@
+"""Benchmark `dolma dedupe`: MinHash against datatrove's four stages, exact paragraphs against dolma 1.2.1.
+
+    python bench/dedupe_bench.py [--minhash-documents DIR] [--paragraph-documents DIR] [--processes 2]
+                                 [--dt-python PATH] [--dolma PATH] [--json OUT]
+
+Same input files, same machine, same run:
+- MinHash, CPU-seconds per MB of UTF-8 text. Ours: the whole `dolma dedupe` MinHash run (sign, shuffle,
+  verify, components, attribute files) in this process (`--debug`, serial), timed with
+  `time.process_time()`; datatrove 0.10.1: its four stages (`MinhashDedupSignature`, `MinhashDedupBuckets`,
+  `MinhashDedupCluster`, `MinhashDedupFilter`, default `MinhashConfig()`: word 5-grams, 14 x 8) with
+  `LocalPipelineExecutor(workers=1)`, so every task runs in the calling process, timed the same way.
+  Our run on Ray with P processes is also timed (wall seconds, and the CPU-seconds its workers report).
+- Exact paragraph dedupe, docs/s (wall, fresh process, P processes): `dolma dedupe` with
+  configs/dedupe/paragraphs.yaml vs dolma 1.2.1's Rust `dolma dedupe` with a fresh Bloom filter.
+
+This file also runs under datatrove's own venv (`--datatrove-worker`), so it imports only the standard
+library at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MINHASH_DOCS = "/tmp/dolma-corpus/dolma/dedup/documents"
+DEFAULT_PARAGRAPH_DOCS = "/tmp/dolma-corpus/dolma/en/documents"
+DEFAULT_DT_PYTHON = "/tmp/peers/dt-venv/bin/python"
+DEFAULT_DOLMA = "/tmp/peers/dolma-venv/bin/dolma"
+
+
+# ------------------------------------------------------------------------------------- datatrove (its venv)
+def datatrove_worker(documents: str, work: str, result: str) -> None:
+    """Run datatrove's four MinHash stages in this process; write {cpu_seconds, clusters: {id: cluster}}."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    files = sorted(glob.glob(os.path.join(documents, "*.jsonl*")))
+    config = MinhashConfig()
+    tasks = len(files)
+
+    def reader():
+        return JsonlReader(documents, glob_pattern="*.jsonl*")
+
+    stages = [
+        dict(pipeline=[reader(), MinhashDedupSignature(f"{work}/signatures", config=config)], tasks=tasks),
+        dict(pipeline=[MinhashDedupBuckets(f"{work}/signatures", f"{work}/buckets", config=config)],
+             tasks=config.num_buckets),
+        dict(pipeline=[MinhashDedupCluster(f"{work}/buckets", f"{work}/remove_ids", config=config,
+                                           save_cluster_id=True)], tasks=1),
+        dict(pipeline=[reader(), MinhashDedupFilter(f"{work}/remove_ids", load_cluster_ids=True,
+                                                    exclusion_writer=JsonlWriter(f"{work}/removed")),
+                       JsonlWriter(f"{work}/kept")], tasks=tasks),
+    ]
+    seconds = []
+    for i, stage in enumerate(stages):
+        start = time.process_time()
+        LocalPipelineExecutor(**stage, workers=1, logging_dir=f"{work}/logs/{i}").run()
+        seconds.append(time.process_time() - start)
+    clusters = {}
+    import gzip
+
+    for path in glob.glob(f"{work}/kept/*") + glob.glob(f"{work}/removed/*"):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                clusters[doc["id"]] = doc["metadata"].get("minhash_cluster_id", -1)
+    with open(result, "w") as fh:
+        json.dump({"cpu_seconds": sum(seconds), "stage_cpu_seconds": seconds, "clusters": clusters}, fh)
+
+
+def run_datatrove(dt_python: str, documents: str, work: str) -> dict | None:
+    """datatrove's MinHash on `documents` through its venv, or None (with a message) if it is absent."""
+    if not os.path.exists(dt_python):
+        print(f"datatrove: skipped ({dt_python} not found; run ../shared/bench/setup_peers.sh)")
+        return None
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    result = os.path.join(work, "result.json")
+    proc = subprocess.run([dt_python, os.path.abspath(__file__), "--datatrove-worker", documents, work, result],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"datatrove: failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        return None
+    with open(result) as fh:
+        return json.load(fh)
+
+
+# ---------------------------------------------------------------------------------------------- ours
+def stage_corpus(documents: str, root: str) -> str:
+    """Link the input files into `root/documents` (our attributes then go to `root/attributes`)."""
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(os.path.join(root, "documents"))
+    for path in sorted(glob.glob(os.path.join(documents, "*.jsonl*"))):
+        os.symlink(os.path.abspath(path), os.path.join(root, "documents", os.path.basename(path)))
+    return os.path.join(root, "documents")
+
+
+def run_ours_in_process(documents: str, argv: list[str], config_file: str) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of a serial `dolma dedupe` run in this process."""
+    sys.path.insert(0, REPO)
+    os.environ.setdefault("DOLMA_NO_PROGRESS", "1")
+    import datasketch  # noqa: F401  (imported before the clock starts, as datatrove's modules are)
+
+    from dolma_pipeline.config import load_config
+    from dolma_pipeline.dedupe import command
+
+    config = load_config(command.Config, config_file, ["--documents", documents, "--debug", *argv])
+    cpu, wall = time.process_time(), time.perf_counter()
+    command.run(config)
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def run_ours_cli(documents: str, argv: list[str], config_file: str) -> tuple[float, dict]:
+    """Wall seconds of `dolma dedupe` in a fresh process, and its summary."""
+    env = {**os.environ, "DOLMA_NO_PROGRESS": "1", "RAY_AUTH_MODE": "disabled"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dolma_pipeline.cli", "-c", config_file, "dedupe",
+                           "--documents", documents, *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"dolma dedupe failed:\n{proc.stderr[-3000:]}")
+    root = os.path.dirname(documents)
+    summaries = glob.glob(os.path.join(root, "attributes", "*", "dolma_dedupe.summary.json"))
+    with open(summaries[0]) as fh:
+        return wall, json.load(fh)["summary"]
+
+
+def text_megabytes(documents: str) -> tuple[float, int]:
+    import gzip
+
+    import orjson
+
+    total, docs = 0, 0
+    for path in sorted(glob.glob(os.path.join(documents, "*.jsonl*"))):
+        with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as fh:
+            for line in fh:
+                total += len(orjson.loads(line)["text"].encode("utf-8", "surrogatepass"))
+                docs += 1
+    return total / 1e6, docs
+
+
+def bench_minhash(args, work: str) -> dict:
+    config = os.path.join(REPO, "configs", "dedupe", "minhash.yaml")
+    mb, docs = text_megabytes(args.minhash_documents)
+    print(f"MinHash input: {args.minhash_documents}: {docs:,} documents, {mb:.1f} MB of text")
+    ours_docs = stage_corpus(args.minhash_documents, os.path.join(work, "ours_minhash"))
+    cpu, wall = run_ours_in_process(ours_docs, [], config)
+    ray_docs = stage_corpus(args.minhash_documents, os.path.join(work, "ours_minhash_ray"))
+    ray_wall, summary = run_ours_cli(ray_docs, ["--processes", str(args.processes)], config)
+    ray_cpu = summary["extra"].get("cpu_seconds", 0.0)
+    out = {"mb": mb, "documents": docs, "ours_cpu_s": cpu, "ours_cpu_s_per_mb": cpu / mb,
+           "ours_ray_wall_s": ray_wall, "ours_ray_worker_cpu_s": ray_cpu}
+    print(f"  ours (serial, in process):  {cpu:7.1f} CPU-s  = {cpu / mb:.3f} CPU-s/MB ({mb / cpu:.2f} MB per CPU-s)")
+    print(f"  ours (Ray, {args.processes} processes):    {ray_wall:7.1f} s wall, workers {ray_cpu:.1f} CPU-s "
+          f"({ray_cpu / mb:.3f} CPU-s/MB, Ray start-up and driver not included)")
+    peer = run_datatrove(args.dt_python, os.path.abspath(args.minhash_documents), os.path.join(work, "datatrove"))
+    if peer:
+        dt = peer["cpu_seconds"]
+        out.update(datatrove_cpu_s=dt, datatrove_cpu_s_per_mb=dt / mb, speedup=dt / cpu)
+        stages = ", ".join(f"{s:.1f}" for s in peer["stage_cpu_seconds"])
+        print(f"  datatrove 4 stages:         {dt:7.1f} CPU-s  = {dt / mb:.3f} CPU-s/MB ({mb / dt:.2f} MB per CPU-s;"
+              f" stages {stages})")
+        print(f"  ratio (datatrove / ours CPU-s): {dt / cpu:.2f}x")
+    return out
+
+
+def bench_paragraphs(args, work: str) -> dict:
+    config = os.path.join(REPO, "configs", "dedupe", "paragraphs.yaml")
+    docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, "ours_para"))
+    wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes)], config)
+    docs = summary["documents"]
+    out = {"documents": docs, "ours_wall_s": wall, "ours_docs_per_s": docs / wall}
+    print(f"Exact paragraph dedupe: {args.paragraph_documents}: {docs:,} documents, {args.processes} processes")
+    print(f"  ours:        {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process: imports, Ray, 3 stages)")
+    if not os.path.exists(args.dolma):
+        print(f"  dolma 1.2.1: skipped ({args.dolma} not found; run ../shared/bench/setup_peers.sh)")
+        return out
+    peer_dir = stage_corpus(args.paragraph_documents, os.path.join(work, "dolma_para"))
+    bloom = os.path.join(work, "bloom.bin")
+    if os.path.exists(bloom):
+        os.remove(bloom)  # a reused filter flags every document as a duplicate
+    cmd = [args.dolma, "dedupe", "--documents", f"{peer_dir}/*.jsonl.gz", "--dedupe.name", "dedupe_para",
+           "--dedupe.paragraphs.attribute_name", "bff_duplicate_paragraph_spans", "--dedupe.skip_empty",
+           "--bloom_filter.file", bloom, "--no-bloom_filter.read_only", "--bloom_filter.estimated_doc_count",
+           "1000000", "--bloom_filter.desired_false_positive_rate", "0.0001", "--processes", str(args.processes)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    peer_wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        print(f"  dolma 1.2.1: failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+        return out
+    out.update(dolma_wall_s=peer_wall, dolma_docs_per_s=docs / peer_wall, ratio=(docs / wall) / (docs / peer_wall))
+    print(f"  dolma 1.2.1: {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom filter)")
+    print(f"  ratio (ours / dolma docs/s): {peer_wall / wall:.2f}")
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--datatrove-worker":
+        datatrove_worker(*sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minhash-documents", default=DEFAULT_MINHASH_DOCS)
+    parser.add_argument("--paragraph-documents", default=DEFAULT_PARAGRAPH_DOCS)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--dt-python", default=DEFAULT_DT_PYTHON)
+    parser.add_argument("--dolma", default=DEFAULT_DOLMA)
+    parser.add_argument("--only", choices=["minhash", "paragraphs"])
+    parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="dedupe_bench_")
+    results = {}
+    if args.only in (None, "minhash"):
+        results["minhash"] = bench_minhash(args, work)
+    if args.only in (None, "paragraphs"):
+        results["paragraphs"] = bench_paragraphs(args, work)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
