@@ -104,24 +104,29 @@ class Expression:
     def __init__(self, text: str, syntax: str, label: str):
         self.text = text
         self.label = label
+        self._scalar = None
         if syntax == "jq":
             compiled = compile_jq(text)
             self._outputs = compiled.outputs
-            self.attribute_keys = compiled.attribute_keys
+            self._scalar = compiled.scalar  # the one-output fast path, when the expression allows it
             self.is_jq = True
         else:
             compiled = compile_jsonpath(text)
             self._outputs = compiled.select
-            self.attribute_keys = compiled.attribute_keys
             self.is_jq = False
+        self.attribute_keys = compiled.attribute_keys
 
     def include_matches(self, doc: dict) -> bool:
+        if self._scalar is not None:
+            return match_truthy(self._scalar(doc))
         outputs = self._outputs(doc)
         if not self.is_jq:
             return bool(outputs)
         return bool(outputs) and all(match_truthy(v) for v in outputs)
 
     def exclude_matches(self, doc: dict) -> bool:
+        if self._scalar is not None:
+            return match_truthy(self._scalar(doc))
         outputs = self._outputs(doc)
         if not self.is_jq:
             return bool(outputs)

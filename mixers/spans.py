@@ -9,13 +9,15 @@ whole. Spans are clipped to the text; empty spans are ignored (Dolma would inser
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from mixers.config import SpanReplacementConfig
 from mixers.jq import compile_jq
 from mixers.jsonpath import compile_jsonpath
 from mixers.rules import MalformedAttribute
-from mixers.values import is_number
+
+_START_THEN_ORDER = itemgetter(0, 2)
 
 
 class SpanReplacement:
@@ -52,11 +54,12 @@ class SpanReplacement:
         for node in nodes:
             if type(node) is not list:
                 raise MalformedAttribute(f"span selector for {self.label!r} selected a {type(node).__name__}")
-            for span in node:
-                if type(span) is not list or len(span) < 3 or not all(is_number(x) for x in span[:3]):
-                    raise MalformedAttribute(f"span {span!r} of {self.label!r} is not [start, end, score]")
-                if lo <= span[2] < hi:
-                    out.append((int(span[0]), int(span[1]), self.order, self))
+            try:
+                for span in node:
+                    if lo <= span[2] < hi:  # a non-numeric score raises TypeError
+                        out.append((int(span[0]), int(span[1]), self.order, self))
+            except (TypeError, IndexError, KeyError, ValueError):
+                raise MalformedAttribute(f"span {span!r} of {self.label!r} is not [start, end, score]") from None
         return out
 
 
@@ -64,7 +67,7 @@ def apply_replacements(text: str, candidates: list[tuple[int, int, int, Any]]) -
     """The new text and how many spans were replaced, per replacement label."""
     if not candidates:
         return text, {}
-    candidates.sort(key=lambda c: (c[0], c[2]))
+    candidates.sort(key=_START_THEN_ORDER)
     pieces: list[str] = []
     counts: dict[str, int] = {}
     cursor = 0

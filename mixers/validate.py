@@ -43,7 +43,7 @@ def attribute_file(doc_path: str, attribute_set: str) -> str:
     return f"{doc_path[:cut]}/attributes/{attribute_set}/{doc_path[cut + len(MARKER):]}"
 
 
-def plan_stream(config: StreamConfig, keys: dict[str, str], allow_missing: bool) -> StreamPlan:
+def plan_stream(config: StreamConfig, keys: dict[str, tuple[str, bool]], allow_missing: bool) -> StreamPlan:
     documents = io.expand_paths(config.documents)
     plan = StreamPlan(config, documents)
     where = f"stream {config.name!r}"
@@ -80,12 +80,27 @@ def plan_stream(config: StreamConfig, keys: dict[str, str], allow_missing: bool)
     return plan
 
 
-def _check_keys(plan: StreamPlan, keys: dict[str, str], allow_missing: bool) -> None:
-    """Every key the stream reads must appear in some attribute file; scanning stops once all are seen."""
+def _family(key: str) -> str | None:
+    """`exp__tagger__` of `exp__tagger__type`; None for keys outside Dolma's naming (e.g. bff_... spans)."""
+    parts = key.split("__")
+    return "__".join(parts[:2]) + "__" if len(parts) >= 3 else None
+
+
+def _check_keys(plan: StreamPlan, keys: dict[str, tuple[str, bool]], allow_missing: bool) -> None:
+    """Every key the stream reads must appear in some attribute file; scanning stops once all are seen.
+
+    Keys marked not strict (span types) are satisfied by their `experiment__tagger__` family.
+    """
     if not keys:
         return
     files = [p for row in plan.attribute_paths for p in row if p]
-    needles = {key: re.compile(rb'"' + re.escape(key.encode()) + rb'"\s*:') for key in keys}
+    if not files:
+        files = plan.documents[:1]  # the keys may come with the documents themselves
+    needles = {}
+    for key, (_, strict) in keys.items():
+        family = None if strict else _family(key)
+        pattern = re.escape(key.encode()) + rb'"\s*:' if family is None else re.escape(family.encode())
+        needles[key] = re.compile(rb'"' + pattern)
     missing = dict(keys)
     seen_keys: set[str] = set()
     for path in files:
@@ -96,16 +111,7 @@ def _check_keys(plan: StreamPlan, keys: dict[str, str], allow_missing: bool) -> 
                 del missing[key]
             if not missing:
                 return
-    if not files:
-        # Without attribute files the keys may still come with the documents themselves.
-        for line in io.iter_raw_lines(plan.documents[0]):
-            seen_keys.update(_row_keys(line))
-            for key in [k for k in missing if needles[k].search(line)]:
-                del missing[key]
-            break
-        if not missing:
-            return
-    for key, user in sorted(missing.items()):
+    for key, (user, _) in sorted(missing.items()):
         close = difflib.get_close_matches(key, sorted(seen_keys), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else (
             f"; keys found: {', '.join(sorted(seen_keys)[:12])}" if seen_keys else "")

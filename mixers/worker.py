@@ -51,18 +51,23 @@ class StreamMixer:
         self.sample, self.seed = config.sample, config.seed
         self.extension = config.output_extension()
 
-    def attribute_keys(self) -> dict[str, str]:
-        """Every attribute key the stream reads, with what reads it (for validation messages)."""
-        keys: dict[str, str] = {}
+    def attribute_keys(self) -> dict[str, tuple[str, bool]]:
+        """Every attribute key the stream reads: (what reads it, whether the exact key must exist).
+
+        Span types are written only where a tagger found a span (no document of a small corpus may
+        hold an IP address), so a span replacement's key only needs its `experiment__tagger__` family
+        to exist; rules and filter expressions need the key itself.
+        """
+        keys: dict[str, tuple[str, bool]] = {}
         for check in self.checks:
-            keys.setdefault(check.key, check.label)
+            keys.setdefault(check.key, (check.label, True))
         if self.filter is not None:
             for expr in self.filter.include + self.filter.exclude:
                 for key in expr.attribute_keys:
-                    keys.setdefault(key, f"filter expression {expr.text!r}")
+                    keys.setdefault(key, (f"filter expression {expr.text!r}", True))
         for rep in self.replacements:
             for key in rep.attribute_keys:
-                keys.setdefault(key, f"span_replacement of {rep.label!r}")
+                keys.setdefault(key, (f"span_replacement of {rep.label!r}", False))
         return keys
 
 

@@ -144,3 +144,26 @@ def test_attribute_keys_are_extracted_for_validation():
         == {K, "b"}
     assert compile_jsonpath(f"$.attributes[?(@.{K} && @.{K}[0][2] < 5 && @.b)]").attribute_keys == {K, "b"}
     assert compile_jsonpath("$.attributes.pii__x__EMAIL_ADDRESS").attribute_keys == {"pii__x__EMAIL_ADDRESS"}
+
+
+@pytest.mark.parametrize("expression", [
+    "(.a // [[0,0,1e9]])[0][2] < 50", ".a[0][-1] >= 0.5 and .b == null", "(.a | length) > 0 or .t == \"x\"",
+    ".a | map(.[2] * (.[1] - .[0])) | add", "if .a then .a[0][2] else -1 end", ".t | startswith(\"h\")",
+    "[.a[][2]] | max", ".a[0][5]", ".a[1:] | length", ".a[0] | not",
+])
+@pytest.mark.parametrize("doc", [{"a": [[0, 4, 0.75], [4, 9, 1]], "t": "hi"}, {"a": [], "t": "x"}, {"t": "x"},
+                                 {"a": None, "b": 1}])
+def test_scalar_fast_path_agrees_with_the_generator_form(expression, doc):
+    from mixers.jq import _Parser
+    from mixers.jq_compile import compile_node, compile_scalar
+
+    tree = _Parser(expression).parse()
+    scalar = compile_scalar(tree)
+    assert scalar is not None
+
+    def run(f):
+        try:
+            return ("ok", f(doc))
+        except EvalError as e:
+            return ("error", type(e))
+    assert run(lambda d: [scalar(d)]) == run(compile_node(tree))

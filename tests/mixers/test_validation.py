@@ -57,10 +57,21 @@ def test_typo_in_a_filter_expression_is_an_error(mix_corpus, tmp_path, syntax, e
 
 def test_typo_in_a_span_replacement_is_an_error(mix_corpus, tmp_path):
     root, _ = mix_corpus
+    typo = "pii__pii_regex_fast_v2__EMAIL_ADDRESS"
     stream = stream_config(root, tmp_path / "out", span_replacement=[
-        {"span": f"$.attributes.{PII}EMAIL", "min_score": 0.5, "replacement": "x"}])
-    with pytest.raises(ConfigError, match=f"{PII}EMAIL'.*did you mean"):
+        {"span": f"$.attributes.{typo}", "min_score": 0.5, "replacement": "x"}])
+    with pytest.raises(ConfigError, match=f"{typo}'.*did you mean"):
         run_mix(stream)
+
+
+def test_a_span_type_no_document_has_is_fine(mix_corpus, tmp_path):
+    # Taggers write a span type only where they found one: no fixture document holds an IP address.
+    root, _ = mix_corpus
+    out = tmp_path / "out"
+    stream = stream_config(root, out)
+    stream["span_replacement"].append({"span": f"$.attributes.{PII}IP_ADDRESS", "min_score": 0.5,
+                                       "replacement": " |||IP_ADDRESS||| "})
+    assert run_mix(stream) == 0 and len(outputs(out)) == 1
 
 
 def test_allow_missing_attributes_relaxes_the_checks(mix_corpus, tmp_path):
