@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from operator import itemgetter
 
 import numpy as np
 
@@ -73,14 +74,12 @@ class MinHasher:
         cache = self._word_hash
         if len(cache) > _MAX_CACHE:
             cache.clear()
-        ids = []
-        for word in words:
-            value = cache.get(word)
-            if value is None:
-                value = cache[word] = int.from_bytes(
-                    hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-            ids.append(value)
-        return np.array(ids, dtype=np.uint64)
+        for word in set(words).difference(cache):  # hash each new distinct word once
+            cache[word] = int.from_bytes(
+                hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        if len(words) == 1:
+            return np.array([cache[words[0]]], dtype=np.uint64)
+        return np.array(itemgetter(*words)(cache), dtype=np.uint64)  # the lookups run in C
 
     def shingle_hashes(self, text: str) -> np.ndarray:
         """32-bit hashes of the word n-grams (a text shorter than n words is one shingle; none if empty)."""

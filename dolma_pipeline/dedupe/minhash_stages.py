@@ -12,6 +12,7 @@ write (per input file) Dolma attribute rows: duplicate flag, cluster id, cluster
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,17 +154,23 @@ class VerifyShard(ReduceShard):
 
 
 class ShingleStore:
-    """The shingle set of any document, read from the signers' files (opened once each)."""
+    """The shingle set of any document, read from the signers' files; at most `max_open` file indexes
+    are kept, so a reducer's memory does not grow with the number of input files."""
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], max_open: int = 128):
         self.paths = paths
-        self._open: dict[int, PartitionedFile] = {}
+        self.max_open = max_open
+        self._open: OrderedDict[int, PartitionedFile] = OrderedDict()
 
     def get(self, ref: int) -> np.ndarray:
         index, line = ref >> LINE_BITS, ref & LINE_MASK
         part = self._open.get(index)
         if part is None:
             part = self._open[index] = PartitionedFile.open(self.paths[index])
+            if len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(index)
         return part.read(line - 1)["h"]
 
 
