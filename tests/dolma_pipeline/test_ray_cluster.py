@@ -56,8 +56,8 @@ def two_node_cluster(tmp_path):
 
 
 def _wait_for_nodes(address: str, count: int, env: dict) -> None:
-    probe = ("import ray; ray.init(address='%s', logging_level='ERROR'); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))" % address)
+    probe = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))")
     deadline = time.time() + 90
     while time.time() < deadline:
         out = subprocess.run([os.sys.executable, "-c", probe], env=env, capture_output=True, text=True)
