@@ -129,3 +129,33 @@ def test_changed_config_redoes_finished_files(corpus):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+CRASHY = '''
+import os
+from dolma_pipeline.documents import Span
+from dolma_pipeline.tagger import TAGGERS, Tagger
+
+@TAGGERS.register("crash_once_v1")
+class CrashOnce(Tagger):
+    """Kills its worker process the first time it sees document c-3 (a crash, not a data error)."""
+    def predict(self, doc):
+        flag = os.environ["CRASH_FLAG"]
+        if doc.id == "c-3" and not os.path.exists(flag):
+            open(flag, "w").close()
+            os._exit(137)
+        return [Span(0, len(doc.text), "length", float(len(doc.text)))]
+'''
+
+
+@pytest.mark.ray
+def test_crashed_worker_is_retried(corpus, tmp_path):
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(CRASHY)
+    flag = tmp_path / "crashed"
+    proc = _tag(corpus, "--taggers", "crash_once_v1", "--tagger_modules", str(plugin), "--processes", "2",
+                env={"CRASH_FLAG": str(flag)})
+    assert flag.exists(), "the worker must have crashed once"
+    assert "4 processed" in proc.stdout
+    rows = subprocess.run(["cat", str(corpus / "attributes/exp/sub/c.jsonl")], capture_output=True, text=True)
+    assert len(rows.stdout.splitlines()) == 25
