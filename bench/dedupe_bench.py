@@ -209,7 +209,24 @@ def bench_paragraphs(args, work: str) -> dict:
     out.update(dolma_wall_s=peer_wall, dolma_docs_per_s=docs / peer_wall, ratio=(docs / wall) / (docs / peer_wall))
     print(f"  dolma 1.2.1: {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom filter)")
     print(f"  ratio (ours / dolma docs/s): {peer_wall / wall:.2f}")
+    ours_spans = count_spans(os.path.dirname(docs_dir), "dedupe_para", "bff_duplicate_paragraph_spans")
+    dolma_spans = count_spans(os.path.dirname(peer_dir), "dedupe_para", "bff_duplicate_paragraph_spans")
+    out.update(ours_flagged_spans=ours_spans, dolma_flagged_spans=dolma_spans)
+    print(f"  duplicate paragraph spans flagged: ours {ours_spans:,}, dolma {dolma_spans:,} "
+          "(dolma's Bloom filter adds false positives)")
     return out
+
+
+def count_spans(root: str, name: str, attribute: str) -> int:
+    import gzip
+
+    import orjson
+
+    total = 0
+    for path in glob.glob(os.path.join(root, "attributes", name, "*.jsonl.gz")):
+        with gzip.open(path) as fh:
+            total += sum(len(orjson.loads(line)["attributes"].get(attribute, [])) for line in fh)
+    return total
 
 
 def main() -> None:

@@ -134,3 +134,15 @@ def test_cli_on_ray_one_and_two_workers_identical(near_dup_corpus, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
     assert components  # the components module is what the Ray run exercised across workers
+
+
+def test_cli_runs_the_shipped_config_and_rejects_unknown_keys(near_dup_corpus):
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    ok = subprocess.run([*DOLMA, "-c", CONFIG, "dedupe", "--documents", str(near_dup_corpus / "documents"), "--debug"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "dolma dedupe (minhash)" in ok.stdout
+    assert len(_results(near_dup_corpus)) == 48
+    bad = subprocess.run([*DOLMA, "-c", CONFIG, "dedupe", "--documents", str(near_dup_corpus / "documents"),
+                          "--dedupe.minhash.band", "3"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "unknown key dedupe.minhash.band" in bad.stderr
