@@ -10,20 +10,19 @@ tie-breaking for the most common n-gram: among equally frequent n-grams, the one
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
 
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.tagger import TAGGERS, Tagger
-from taggers.text_stats import line_counts, word_arrays
+from taggers.text_stats import line_counts, word_arrays, word_spans
 
 REQUIRED_ENGLISH_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 MOST_COMMON_NGRAM_SIZES = (2, 3, 4)
 DUPLICATE_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
 # Below this many words the plain-Python counters are faster than numpy's per-call overhead.
-SMALL_DOC_WORDS = 40
+SMALL_DOC_WORDS = 60
 DOCUMENT_STATISTICS = (
     "character_count", "word_count", "median_word_length", "symbol_to_word_ratio",
     "fraction_of_words_with_alpha_character", "required_word_count",
@@ -31,8 +30,6 @@ DOCUMENT_STATISTICS = (
     "fraction_of_duplicate_lines", "fraction_of_characters_in_duplicate_lines",
 )
 
-# In ASCII text, a word without an alphabetic character is a run of non-space characters without a letter.
-_ASCII_WORD_WITHOUT_ALPHA = re.compile(r"(?<!\S)[^\sA-Za-z]+(?!\S)")
 
 
 def ngram_statistics(doc: Document) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -107,22 +104,14 @@ def _ngram_statistics_small(words: list[str]) -> tuple[list[tuple[int, float]], 
     return most_common, duplicate
 
 
-def _count_words_with_alpha(doc: Document) -> int:
-    text, words = doc.text, doc.words
-    if text.isascii():
-        return len(words) - len(_ASCII_WORD_WITHOUT_ALPHA.findall(text))
-    return sum(1 for word in words if any(map(str.isalpha, word)))
-
-
 def _median_word_length(doc: Document) -> float:
-    words = doc.words
-    if len(words) >= SMALL_DOC_WORDS:
-        return float(np.median(word_arrays(doc).lengths))
-    if not words:
+    lengths = word_spans(doc).lengths
+    n = len(lengths)
+    if not n:
         return 0.0
-    lengths = sorted(map(len, words))
-    half = len(lengths) // 2
-    return float(lengths[half]) if len(lengths) % 2 else (lengths[half - 1] + lengths[half]) / 2
+    ordered = np.sort(lengths)
+    half = n // 2
+    return float(ordered[half]) if n % 2 else (int(ordered[half - 1]) + int(ordered[half])) / 2
 
 
 def gopher_spans(doc: Document) -> list[Span]:
@@ -137,7 +126,8 @@ def gopher_spans(doc: Document) -> list[Span]:
     if end:
         most_common, duplicate = ngram_statistics(doc)
         per_word = max(word_count, 1)
-        word_chars = int(word_arrays(doc).lengths.sum()) if word_count >= SMALL_DOC_WORDS else sum(map(len, words))
+        spans_of_words = word_spans(doc)
+        word_chars = int(spans_of_words.lengths.sum())
         symbols = 0
         if "#" in text or "\u2026" in text:
             symbols = sum(1 for word in words if "#" in word or "\u2026" in word)
@@ -156,7 +146,7 @@ def gopher_spans(doc: Document) -> list[Span]:
             word_count=float(word_count),
             median_word_length=_median_word_length(doc),
             symbol_to_word_ratio=symbols / per_word,
-            fraction_of_words_with_alpha_character=_count_words_with_alpha(doc) / per_word,
+            fraction_of_words_with_alpha_character=spans_of_words.with_alpha / per_word,
             required_word_count=float(sum(map(REQUIRED_ENGLISH_WORDS.__contains__, words))),
             fraction_of_lines_starting_with_bullet_point=bullets / line_count,
             fraction_of_lines_ending_with_ellipsis=ellipsis / line_count,

@@ -51,9 +51,9 @@ def test_shared_word_arrays_computed_once(monkeypatch):
     original = text_stats.WordArrays
 
     class Counting(original):
-        def __init__(self, words):
+        def __init__(self, words, lengths):
             built.append(len(words))
-            super().__init__(words)
+            super().__init__(words, lengths)
 
     monkeypatch.setattr(text_stats, "WordArrays", Counting)
     doc = Document.from_fields("d", "word " * 100)

@@ -9,7 +9,7 @@ from taggers.gopher import SMALL_DOC_WORDS, gopher_spans
 from tests.taggers.reference_dolma import gopher as dolma_gopher
 
 VOCAB = ["the", "of", "and", "cat", "dog", "sat", "on", "mat", "#tag", "wait…", "42", "--", "a", "data", "é", "İ",
-         "東京", "x"]
+         "東京", "x", "²³", "Ⅻ", "½", "_", "x\u0301"]
 
 
 def values(text: str) -> dict[str, float]:
@@ -27,7 +27,7 @@ def random_text(rng: random.Random, n_words: int) -> str:
     pieces = []
     for w in words[:n_words]:
         pieces.append(w)
-        pieces.append(rng.choice([" ", " ", " ", "\n", "  ", "\t", "\n- ", "\n* "]))
+        pieces.append(rng.choice([" ", " ", " ", "\n", "  ", "\t", "\n- ", "\n* ", "\x1c", "\u2028", "\xa0", "\u3000"]))
     return "".join(pieces)
 
 
