@@ -7,9 +7,8 @@ are computed lazily, once, so fused taggers never split the same text twice.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,9 +28,12 @@ def attribute_key(experiment: str | None, tagger: str, span_type: str) -> str:
     return f"{exp}__{sanitize_key_part(tagger)}__{sanitize_key_part(span_type)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A scored range of a document's text in code points, end exclusive."""
+class Span(NamedTuple):
+    """A scored range of a document's text in code points, end exclusive.
+
+    A NamedTuple rather than a frozen dataclass: taggers such as `c4_v2` create ~100 spans per document and
+    a tuple is built about 4x faster (immutable, same fields and constructor).
+    """
 
     start: int
     end: int
