@@ -45,41 +45,47 @@ def ngram_statistics(doc: Document) -> tuple[list[tuple[int, float]], list[tuple
     prefix = np.zeros(n_words + 1, dtype=np.int64)
     np.cumsum(lengths, out=prefix[1:])
 
+    # Sum over all n-gram positions of their character counts, for every n at once: sum(prefix[n:]) - sum(prefix[:-n]).
+    prefix_sums = np.zeros(n_words + 2, dtype=np.int64)
+    np.cumsum(prefix, out=prefix_sums[1:])
+
     most_common: list[tuple[int, float]] = []
     duplicate: list[tuple[int, float]] = []
     vocabulary = len(arrays.counts)
-    level_ids = ids  # ids of the (n-1)-grams, -1 where that (n-1)-gram is unique
-    level_repeated = arrays.counts[ids] > 1
+    # Sparse state: the sorted positions whose (n-1)-gram occurs more than once, and that n-gram's dense id.
+    repeated_positions = np.flatnonzero(arrays.counts[ids] > 1)
+    repeated_ids = ids[repeated_positions]
     for n in range(2, 11):
         positions = n_words - n + 1
         if positions <= 0:
             break
-        ngram_chars = prefix[n:] - prefix[:positions]
-        candidates = np.flatnonzero(level_repeated[:positions] & level_repeated[1 : positions + 1])
-        next_ids = np.full(positions, -1, dtype=np.int64)
-        next_repeated = np.zeros(positions, dtype=bool)
+        # An n-gram can repeat only where the (n-1)-grams at i and i+1 both repeat.
+        follows = np.flatnonzero(np.diff(repeated_positions) == 1)
+        candidates = repeated_positions[follows]
         max_count, first_position, repeated_chars = 1, 0, 0
         if len(candidates):
-            keys = level_ids[candidates] * vocabulary + ids[candidates + n - 1]
+            # ids are dense per level (< n_words), so `id * vocabulary + word id` never overflows int64.
+            keys = repeated_ids[follows] * vocabulary + ids[candidates + n - 1]
             _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
             per_position = counts[inverse]
             repeated = per_position > 1
-            next_ids[candidates] = inverse
-            next_repeated[candidates] = repeated
+            repeated_positions, repeated_ids = candidates[repeated], inverse[repeated]
             max_count = int(per_position.max())
             if max_count > 1:
                 first_position = int(candidates[int(np.argmax(per_position == max_count))])
-                repeated_chars = int(ngram_chars[candidates[repeated]].sum())
-        if n in MOST_COMMON_NGRAM_SIZES:
-            most_common.append((n, max_count * int(ngram_chars[first_position]) / character_count))
+                repeated_chars = int((prefix[repeated_positions + n] - prefix[repeated_positions]).sum())
         else:
-            duplicate.append((n, repeated_chars / max(int(ngram_chars.sum()), 1)))
-        if not next_repeated.any() and n >= MOST_COMMON_NGRAM_SIZES[-1]:
+            repeated_positions = repeated_ids = candidates
+        if n in MOST_COMMON_NGRAM_SIZES:
+            first_chars = int(prefix[first_position + n] - prefix[first_position])
+            most_common.append((n, max_count * first_chars / character_count))
+        else:
+            total_chars = int(prefix_sums[n_words + 1] - prefix_sums[n]) - int(prefix_sums[positions])
+            duplicate.append((n, repeated_chars / max(total_chars, 1)))
+        if not len(repeated_positions) and n >= MOST_COMMON_NGRAM_SIZES[-1]:
             # No repeated n-gram means no repeated longer n-gram: the rest is zero duplication.
             duplicate.extend((m, 0.0) for m in range(n + 1, 11) if m <= n_words)
             break
-        # ids are dense per level (< n_words), so `id * vocabulary + word id` never overflows int64.
-        level_ids, level_repeated = next_ids, next_repeated
     return most_common, duplicate
 
 
