@@ -106,6 +106,9 @@ class CachedWordClassifier:
         else:
             words = list(filter(None, text.split(" ")))
         rows = list(map(self.index.get, words))
+        if None not in rows:  # the common case once the cache is warm: no per-word Python loop
+            rows.append(self.eos)
+            return rows
         for i, row in enumerate(rows):
             if row is None:
                 # A word may repeat among the new ones: look it up again before adding.
