@@ -205,8 +205,13 @@ def test_empty_documents_are_skipped_and_counted(tmp_path):
 def test_verify_accepts_good_output_and_names_a_tampered_document(corpus, tmp_path):
     out = str(tmp_path / "out")
     tokenize(corpus, out)
-    report = run(from_dict(Config, {"verify": out}))
-    assert report == 0
+    assert run(from_dict(Config, {"verify": out})) == 0
+    # Foreign output (Dolma's) has no summary: the flags give the tokenizer and the dtype is inferred.
+    os.rename(os.path.join(out, SUMMARY_NAME), str(tmp_path / "summary.json"))
+    assert run(from_dict(Config, {"verify": out, "tokenizer": {"eos_token_id": EOS}})) == 0
+    with pytest.raises(DolmaError, match="tokens differ"):
+        run(from_dict(Config, {"verify": out, "tokenizer": {"bos_token_id": EOS}}))
+    os.rename(str(tmp_path / "summary.json"), os.path.join(out, SUMMARY_NAME))
     tokens, row, part = output_documents(out)["b-3"]
     data = np.memmap(part, dtype=np.uint16, mode="r+")
     data[row.start] = (int(data[row.start]) + 1) % 50000
