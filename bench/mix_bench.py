@@ -96,12 +96,18 @@ def prepare(args) -> tuple[str, int, int]:
     pattern = f"{root}/documents/*.jsonl.gz"
     env = {"HF_HUB_OFFLINE": "1", "DOLMA_NO_PROGRESS": "1"}
     peer = os.path.exists(args.dolma)
-    if not glob.glob(f"{root}/attributes/{EXP}/*.jsonl.gz"):
+    def tagged(attribute_set: str) -> bool:
+        return all(os.path.exists(f"{root}/attributes/{attribute_set}/{os.path.basename(f)}") for f in files)
+
+    for attribute_set in (EXP, "dedupe_para"):
+        if not tagged(attribute_set):  # (re)make a set whole: dedupe is across all files
+            shutil.rmtree(f"{root}/attributes/{attribute_set}", ignore_errors=True)
+    if not tagged(EXP):
         print(f"tagging {docs:,} documents with {'dolma 1.2.1' if peer else 'our dolma tag'} (once) ...", flush=True)
         tag = [args.dolma] if peer else [sys.executable, "-m", "dolma_pipeline.cli"]
         run(tag + ["tag", "--documents", pattern, "--experiment", EXP, "--taggers", "gopher_v1",
                    "pii_regex_with_counts_fast_v2", "--processes", str(args.processes)], env)
-    if not glob.glob(f"{root}/attributes/dedupe_para/*.jsonl.gz"):
+    if not tagged("dedupe_para"):
         print("paragraph dedupe (once) ...", flush=True)
         if peer:
             bloom = os.path.join(args.work, "bloom.bin")
@@ -166,6 +172,69 @@ def diff(root: str, ours: dict[str, str], theirs: dict[str, str]) -> dict:
             "examples": sorted(only_ours | only_theirs | changed)[:5]}
 
 
+# ------------------------------------------------------------------------------------------ Dolma's traps
+TRAP_DOCS = [  # (id, text, attributes); one attribute file, set "t"
+    ("int_vs_float", "a document whose flag is the float 1.0", {"t__x__flag": [[0, 10, 1.0]]}),
+    ("empty_list", "a document whose count attribute is an empty list", {"t__x__count": []}),
+    ("zero_length_span", "mask nothing here", {"t__x__pii": [[5, 5, 1.0]]}),
+    ("plain", "an ordinary document", {"t__x__flag": [[0, 5, 0.0]], "t__x__count": [[0, 5, 1.0]]}),
+]
+TRAPS = [  # (what Dolma does wrong, filter syntax, exclude expressions, span replacements)
+    ("JSONPath compares 1 and 1.0 as different (flag == 1 never fires)", "jsonpath",
+     ["$.attributes[?(@.t__x__flag && @.t__x__flag[0][2] == 1)]"], []),
+    ("jq filter on an empty attribute list fails the shard", "jq",
+     ["(.attributes.t__x__count // [[0,0,0]])[0][2] > 5"], []),
+    ("a misspelled attribute key silently never fires", "jq",
+     ["(.attributes.t__x__flgg // [[0,0,0]])[0][2] >= 1"], []),
+    ("a zero-length span still gets the replacement inserted", "jq", [],
+     [{"span": "$.attributes.t__x__pii", "min_score": 0.5, "replacement": " |||EMAIL_ADDRESS||| "}]),
+]
+
+
+def run_traps(args) -> list[dict]:
+    """Tiny inputs that trip Dolma 1.2.1; what each tool does with them."""
+    from dolma_pipeline.io import write_jsonl
+
+    root = os.path.join(args.work, "traps")
+    shutil.rmtree(root, ignore_errors=True)
+    write_jsonl(f"{root}/documents/t.jsonl.gz", [{"id": i, "text": t, "source": "trap"} for i, t, _ in TRAP_DOCS])
+    write_jsonl(f"{root}/attributes/t/t.jsonl.gz", [{"id": i, "attributes": a} for i, _, a in TRAP_DOCS])
+    rows = []
+    for n, (problem, syntax, exclude, spans) in enumerate(TRAPS):
+        outcome = {}
+        for who in ("dolma", "ours"):
+            out = f"{root}/out-{n}-{who}"
+            stream = {"name": "trap", "documents": [f"{root}/documents/*.jsonl.gz"], "attributes": ["t"],
+                      "output": {"path": out, "max_size_in_bytes": 10**8, "discard_fields": ["attributes"]}}
+            if exclude:
+                stream["filter"] = {"syntax": syntax, "exclude": exclude}
+            if spans:
+                stream["span_replacement"] = spans
+            path = f"{root}/trap-{n}-{who}.yaml"
+            with open(path, "w") as fh:
+                yaml.safe_dump({"streams": [stream], "processes": 1}, fh)
+            cmd = [args.dolma, "-c", path, "mix"] if who == "dolma" else [
+                sys.executable, "-m", "dolma_pipeline.cli", "-c", path, "mix", "--debug"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            texts = read_texts(out) if proc.returncode == 0 else {}
+            error = [line for line in proc.stderr.splitlines() if "error" in line.lower()][-1:] if proc.returncode else []
+            outcome[who] = {"exit": proc.returncode, "kept": sorted(texts),
+                            "texts": {k: v for k, v in texts.items() if k == "zero_length_span"},
+                            "error": error[0][:200] if error else ""}
+        rows.append({"problem": problem, **outcome})
+    return rows
+
+
+def print_traps(rows: list[dict]) -> None:
+    print("\nDolma's documented bugs, on tiny inputs (kept ids, or the error):")
+    for row in rows:
+        print(f"- {row['problem']}")
+        for who in ("dolma", "ours"):
+            r = row[who]
+            what = f"exit {r['exit']}: {r['error']}" if r["exit"] else f"kept {r['kept']} {r['texts'] or ''}"
+            print(f"    {who:<6} {what}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="/tmp/dolma-corpus/dolma/en/documents")
@@ -176,42 +245,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per configuration (best is kept)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--skip-jsonpath", action="store_true", help="skip the (slow) JSONPath runs")
+    parser.add_argument("--traps-only", action="store_true", help="only run the Dolma-bug cases")
+    parser.add_argument("--single", action="store_true", help="also time both tools on one process")
+    parser.add_argument("--gzip-level", type=int, default=None,
+                        help="also time ours with this gzip level (both tools default to 6)")
     args = parser.parse_args(argv)
+    peer = os.path.exists(args.dolma)
+    if args.traps_only:
+        if peer:
+            print_traps(run_traps(args))
+        return 0
 
     root, docs, shard_bytes = prepare(args)
-    peer = os.path.exists(args.dolma)
     if not peer:
         print(f"dolma 1.2.1 not found at {args.dolma}: peer runs skipped (bash ../shared/bench/setup_peers.sh)")
     env = {"HF_HUB_OFFLINE": "1", "DOLMA_NO_PROGRESS": "1", "RAY_AUTH_MODE": "disabled"}
     results: dict[str, dict] = {}
-    runs = [("dolma jq", "peer", "jq", False), ("dolma jsonpath", "peer", "jsonpath", False),
-            ("ours jq", "ours", "jq", False), ("ours jsonpath", "ours", "jsonpath", False),
-            ("ours typed rules", "ours", "jq", True)]
-    for label, who, syntax, typed in runs:
-        if who == "peer" and not peer or args.skip_jsonpath and syntax == "jsonpath":
-            continue
-        out = os.path.join(args.work, "out", label.replace(" ", "_"))
-        config_path = os.path.join(args.work, f"{label.replace(' ', '_')}.yaml")
-        with open(config_path, "w") as fh:
-            yaml.safe_dump(mix_config(root, out, syntax, args.processes, shard_bytes, typed), fh, sort_keys=False)
-        best = None
-        for _ in range(args.repeat):
+    n = args.processes
+    runs = [("dolma jq", "peer", "jq", False, n), ("dolma jsonpath", "peer", "jsonpath", False, n),
+            ("ours jq", "ours", "jq", False, n), ("ours jsonpath", "ours", "jsonpath", False, n),
+            ("ours typed rules", "ours", "jq", True, n)]
+    if args.gzip_level:
+        runs.append((f"ours jq gzip {args.gzip_level}", "ours", "jq", False, n))
+    if args.single:  # one process each: per-core speed without Ray's start-up (ours runs with --debug)
+        runs += [("dolma jq 1 proc", "peer", "jq", False, 1), ("ours jq 1 proc", "ours", "jq", False, 1),
+                 ("dolma jsonpath 1 proc", "peer", "jsonpath", False, 1),
+                 ("ours jsonpath 1 proc", "ours", "jsonpath", False, 1)]
+    runs = [r for r in runs if (r[1] == "ours" or peer) and not (args.skip_jsonpath and r[2] == "jsonpath")]
+    best: dict[str, float] = {}
+    for _ in range(args.repeat):  # interleaved, so that load on a shared machine hits every tool alike
+        for label, who, syntax, typed, procs in runs:
+            out = os.path.join(args.work, "out", label.replace(" ", "_"))
+            config = mix_config(root, out, syntax, procs, shard_bytes, typed)
+            if "gzip" in label:
+                config["streams"][0]["output"]["compression_level"] = args.gzip_level
+            config_path = os.path.join(args.work, f"{label.replace(' ', '_')}.yaml")
+            with open(config_path, "w") as fh:
+                yaml.safe_dump(config, fh, sort_keys=False)
             shutil.rmtree(out, ignore_errors=True)
             cmd = [args.dolma, "-c", config_path, "mix"] if who == "peer" else [
-                sys.executable, "-m", "dolma_pipeline.cli", "-c", config_path, "mix"]
+                sys.executable, "-m", "dolma_pipeline.cli", "-c", config_path, "mix"] + (["--debug"] if procs == 1 else [])
             seconds = run(cmd, env)
-            best = seconds if best is None else min(best, seconds)
-        results[label] = {"seconds": round(best, 2), "docs_per_s": round(docs / best, 1), "out": out}
-        print(f"{label:<18} {docs:>8,} docs in {best:6.2f}s = {docs / best:9,.0f} docs/s", flush=True)
+            best[label] = min(best.get(label, seconds), seconds)
+            results[label] = {"seconds": round(best[label], 2), "docs_per_s": round(docs / best[label], 1),
+                              "out": out, "output_bytes": sum(os.path.getsize(p) for p in glob.glob(f"{out}/*.gz"))}
+            print(f"{label:<22} {docs:>8,} docs in {seconds:6.2f}s = {docs / seconds:9,.0f} docs/s", flush=True)
+    print("best of each:")
+    for label, r in results.items():
+        print(f"  {label:<22} {r['docs_per_s']:9,.0f} docs/s  ({r['output_bytes'] / 1e6:.1f} MB written)")
 
     if peer:
         for ours, theirs in (("ours jq", "dolma jq"), ("ours jsonpath", "dolma jsonpath"), ("ours jq", "dolma jsonpath"),
-                             ("ours typed rules", "dolma jq")):
+                             ("ours typed rules", "dolma jq"), ("ours jq 1 proc", "dolma jq 1 proc"),
+                             ("ours jsonpath 1 proc", "dolma jsonpath 1 proc")):
             if ours not in results or theirs not in results:
                 continue
             ratio = results[ours]["docs_per_s"] / results[theirs]["docs_per_s"]
             results[f"{ours} / {theirs}"] = round(ratio, 2)
             print(f"ratio {ours} / {theirs}: {ratio:.2f}x")
+        if args.gzip_level:
+            ratio = results[f"ours jq gzip {args.gzip_level}"]["docs_per_s"] / results["dolma jq"]["docs_per_s"]
+            print(f"ratio ours jq gzip {args.gzip_level} / dolma jq (gzip 6): {ratio:.2f}x")
         print("\noutput diff (same documents, same attributes):")
         theirs_texts = read_texts(results["dolma jq"]["out"])
         for label in [x for x in ("ours jq", "ours jsonpath", "ours typed rules") if x in results]:
@@ -224,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  dolma jsonpath vs dolma jq: only jsonpath {d['only_ours']}, only jq {d['only_dolma']}, "
                   f"text differs {d['text_differs']}; {d['explained_by'] or ''}")
             results["diff dolma jsonpath vs dolma jq"] = d
+    if peer:
+        results["traps"] = run_traps(args)
+        print_traps(results["traps"])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"documents": docs, **results}, fh, indent=2)

@@ -69,6 +69,7 @@ class OutputConfig:
     max_size_in_bytes: int = 2 * 2**30
     discard_fields: list[str] = field(default_factory=list)
     min_text_length: int = 0
+    compression_level: int | None = None  # gzip 1-9 (default 6, as Dolma), zstd 1-22 (default 3)
 
 
 @dataclass

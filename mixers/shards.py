@@ -26,11 +26,11 @@ ZSTD_LEVEL = 3
 COPY_CHUNK = 1 << 22
 
 
-def _compressor(path: str):
+def _compressor(path: str, level: int | None):
     if path.endswith(".gz"):
-        return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        return zlib.compressobj(level or GZIP_LEVEL, zlib.DEFLATED, 31)
     if path.endswith(".zst"):
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+        return zstandard.ZstdCompressor(level=level or ZSTD_LEVEL).compressobj()
     return None
 
 
@@ -86,8 +86,8 @@ class PartWriter:
     the exact size. A part is closed at the first document that brings its exact size to the limit.
     """
 
-    def __init__(self, prefix: str, extension: str, max_bytes: int):
-        self.prefix, self.extension, self.max_bytes = prefix, extension, max_bytes
+    def __init__(self, prefix: str, extension: str, max_bytes: int, level: int | None = None):
+        self.prefix, self.extension, self.max_bytes, self.level = prefix, extension, max_bytes, level
         self.parts: list[Part] = []
         self._file: _AtomicRawFile | None = None
         self._compress = None
@@ -97,7 +97,7 @@ class PartWriter:
     def _open(self) -> None:
         path = f"{self.prefix}-{len(self.parts):04d}{self.extension}"
         self._file = _AtomicRawFile(path)
-        self._compress = _compressor(path)
+        self._compress = _compressor(path, self.level)
         self._docs = self._compressed = self._raw = self._pending = 0
 
     def write(self, line: bytes) -> None:

@@ -73,9 +73,11 @@ def apply_replacements(text: str, candidates: list[tuple[int, int, int, Any]]) -
     cursor = 0
     n = len(text)
     for start, end, _, replacer in candidates:
-        start = max(start, 0)
-        end = min(end, n)
-        if start < cursor or end <= start:
+        if start < cursor:
+            continue  # overlaps a span already replaced (or starts before the text)
+        if end > n:
+            end = n
+        if end <= start:
             continue
         pieces.append(text[cursor:start])
         replacement = replacer.replacement
@@ -83,6 +85,7 @@ def apply_replacements(text: str, candidates: list[tuple[int, int, int, Any]]) -
             replacement = replacement.replace("{}", text[start:end])
         pieces.append(replacement)
         cursor = end
-        counts[replacer.label] = counts.get(replacer.label, 0) + 1
+        label = replacer.label
+        counts[label] = counts.get(label, 0) + 1
     pieces.append(text[cursor:])
     return "".join(pieces), counts

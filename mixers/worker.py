@@ -100,7 +100,8 @@ def mix_file(shard: MixShard) -> dict[str, Any]:
     mixer = stream_mixer(shard.stream, shard.stream_fingerprint)
     for stale in _stale_parts(shard.parts_prefix):
         io.remove(stale)
-    writer = PartWriter(shard.parts_prefix, mixer.extension, mixer.config.output.max_size_in_bytes)
+    output = mixer.config.output
+    writer = PartWriter(shard.parts_prefix, mixer.extension, output.max_size_in_bytes, output.compression_level)
     try:
         stats = _mix(shard, mixer, writer)
         parts = writer.close()
@@ -191,8 +192,7 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
 def _join_attributes(raw: dict, doc, attr_readers, doc_path: str) -> dict:
     """Merge this document's attribute rows into `raw["attributes"]`, checking they line up."""
     own = raw.get("attributes")
-    merged: dict = own if type(own) is dict else {}
-    copied = False
+    merged: dict | None = own if type(own) is dict else None
     for attr_path, rows in attr_readers:
         item = next(rows, None)
         if item is None:
@@ -202,13 +202,13 @@ def _join_attributes(raw: dict, doc, attr_readers, doc_path: str) -> dict:
         if row.get("id") != doc.id:
             raise DataFormatError(attr_path, lineno, f"attribute row id {row.get('id')!r} does not match document "
                                                      f"id {doc.id!r} at {doc_path}:{doc.line}")
-        if not merged:
+        # Rows are parsed afresh for this document, so their dicts can be merged in place.
+        if merged is None:
             merged = row["attributes"]
         else:
-            if not copied:
-                merged = dict(merged)
-                copied = True
             merged.update(row["attributes"])
+    if merged is None:
+        return {}
     if merged:
         raw["attributes"] = merged
     return merged

@@ -186,3 +186,25 @@ def test_cli_runs_a_dolma_config_unchanged(mix_corpus, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "stream mixed" in proc.stderr and "spans replaced: EMAIL_ADDRESS" in proc.stderr
     assert len(read_output(out)) > 0
+
+
+def test_rerun_with_another_config_replaces_the_shards(mix_corpus, tmp_path):
+    root, docs = mix_corpus
+    out = tmp_path / "out"
+    run_mix([stream_config(root, out, output={"path": str(out), "max_size_in_bytes": 400})])
+    many = sorted(n for n in os.listdir(out) if not n.startswith("."))
+    run_mix([stream_config(root, out, output={"path": str(out), "max_size_in_bytes": 10_000_000,
+                                               "discard_fields": ["attributes"]})])
+    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["mixed-0000.jsonl.gz"] != many
+    assert [r["id"] for r in read_output(out)] == list(expected_kept(docs))
+
+
+def test_compression_level_and_dryrun(mix_corpus, tmp_path, capsys):
+    root, _ = mix_corpus
+    fast, default, dry = tmp_path / "fast", tmp_path / "default", tmp_path / "dry"
+    run_mix([stream_config(root, fast, output={"path": str(fast), "compression_level": 1})])
+    run_mix([stream_config(root, default, output={"path": str(default)})])
+    assert read_output(fast) == read_output(default)
+    assert (fast / "mixed-0000.jsonl.gz").read_bytes() != (default / "mixed-0000.jsonl.gz").read_bytes()
+    assert run_mix([stream_config(root, dry)], dryrun=True) == 0
+    assert not dry.exists() and "3 document file(s)" in capsys.readouterr().out
