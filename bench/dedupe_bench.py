@@ -11,7 +11,9 @@ Same input files, same machine, same run:
   `LocalPipelineExecutor(workers=1)`, so every task runs in the calling process, timed the same way.
   Our run on Ray with P processes is also timed (wall seconds, and the CPU-seconds its workers report).
 - Exact paragraph dedupe, docs/s (wall, fresh process, P processes): `dolma dedupe` with
-  configs/dedupe/paragraphs.yaml vs dolma 1.2.1's Rust `dolma dedupe` with a fresh Bloom filter.
+  configs/dedupe/paragraphs.yaml, on an embedded Ray cluster (`executor: ray`, the default: includes
+  Ray's start-up) and on a local process pool (`executor: local`), vs dolma 1.2.1's Rust `dolma dedupe`
+  with a fresh Bloom filter (it uses P threads).
 
 This file also runs under datatrove's own venv (`--datatrove-worker`), so it imports only the standard
 library at the top.
@@ -127,19 +129,31 @@ def run_ours_in_process(documents: str, argv: list[str], config_file: str) -> tu
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def children_cpu() -> float:
+    """CPU seconds of the reaped child processes (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_ours_cli(documents: str, argv: list[str], config_file: str) -> tuple[float, dict]:
-    """Wall seconds of `dolma dedupe` in a fresh process, and its summary."""
+    """Wall seconds of `dolma dedupe` in a fresh process, and its summary (plus `process_cpu_s`: the CPU
+    of that process and the children it reaped: all of it with `executor: local`, not Ray's workers)."""
     env = {**os.environ, "DOLMA_NO_PROGRESS": "1", "RAY_AUTH_MODE": "disabled"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run([sys.executable, "-m", "dolma_pipeline.cli", "-c", config_file, "dedupe",
                            "--documents", documents, *argv], cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    cpu = children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"dolma dedupe failed:\n{proc.stderr[-3000:]}")
     root = os.path.dirname(documents)
     summaries = glob.glob(os.path.join(root, "attributes", "*", "dolma_dedupe.summary.json"))
     with open(summaries[0]) as fh:
-        return wall, json.load(fh)["summary"]
+        summary = json.load(fh)["summary"]
+    summary["process_cpu_s"] = cpu
+    return wall, summary
 
 
 def text_megabytes(documents: str) -> tuple[float, int]:
@@ -183,12 +197,19 @@ def bench_minhash(args, work: str) -> dict:
 
 def bench_paragraphs(args, work: str) -> dict:
     config = os.path.join(REPO, "configs", "dedupe", "paragraphs.yaml")
-    docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, "ours_para"))
-    wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes)], config)
-    docs = summary["documents"]
-    out = {"documents": docs, "ours_wall_s": wall, "ours_docs_per_s": docs / wall}
-    print(f"Exact paragraph dedupe: {args.paragraph_documents}: {docs:,} documents, {args.processes} processes")
-    print(f"  ours:        {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process: imports, Ray, 3 stages)")
+    out: dict = {}
+    print(f"Exact paragraph dedupe: {args.paragraph_documents}, {args.processes} processes")
+    docs = 0
+    for executor in ("ray", "local"):
+        docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, f"ours_para_{executor}"))
+        wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes), "--executor", executor], config)
+        docs = summary["documents"]
+        out[executor] = {"documents": docs, "wall_s": wall, "docs_per_s": docs / wall,
+                         "stage_seconds": summary["seconds"], "cpu_seconds": summary["extra"].get("cpu_seconds"),
+                         "process_cpu_s": summary["process_cpu_s"]}
+        print(f"  ours ({executor + ')':<6} {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process; stages "
+              f"{summary['seconds']:.1f} s; workers {summary['extra'].get('cpu_seconds', 0):.1f} CPU-s, process "
+              f"tree {summary['process_cpu_s']:.1f} CPU-s)")
     if not os.path.exists(args.dolma):
         print(f"  dolma 1.2.1: skipped ({args.dolma} not found; run ../shared/bench/setup_peers.sh)")
         return out
@@ -200,16 +221,20 @@ def bench_paragraphs(args, work: str) -> dict:
            "--dedupe.paragraphs.attribute_name", "bff_duplicate_paragraph_spans", "--dedupe.skip_empty",
            "--bloom_filter.file", bloom, "--no-bloom_filter.read_only", "--bloom_filter.estimated_doc_count",
            "1000000", "--bloom_filter.desired_false_positive_rate", "0.0001", "--processes", str(args.processes)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     peer_wall = time.perf_counter() - start
+    peer_cpu = children_cpu() - cpu
     if proc.returncode != 0:
         print(f"  dolma 1.2.1: failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
         return out
-    out.update(dolma_wall_s=peer_wall, dolma_docs_per_s=docs / peer_wall, ratio=(docs / wall) / (docs / peer_wall))
-    print(f"  dolma 1.2.1: {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom filter)")
-    print(f"  ratio (ours / dolma docs/s): {peer_wall / wall:.2f}")
-    ours_spans = count_spans(os.path.dirname(docs_dir), "dedupe_para", "bff_duplicate_paragraph_spans")
+    out.update(dolma_wall_s=peer_wall, dolma_docs_per_s=docs / peer_wall, dolma_process_cpu_s=peer_cpu)
+    print(f"  dolma 1.2.1:  {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom filter; "
+          f"process tree {peer_cpu:.1f} CPU-s)")
+    for executor in ("ray", "local"):
+        out[executor]["ratio"] = peer_wall / out[executor]["wall_s"]
+        print(f"  ratio ours ({executor}) / dolma docs/s: {out[executor]['ratio']:.2f}")
+    ours_spans = count_spans(os.path.join(work, "ours_para_local"), "dedupe_para", "bff_duplicate_paragraph_spans")
     dolma_spans = count_spans(os.path.dirname(peer_dir), "dedupe_para", "bff_duplicate_paragraph_spans")
     out.update(ours_flagged_spans=ours_spans, dolma_flagged_spans=dolma_spans)
     print(f"  duplicate paragraph spans flagged: ours {ours_spans:,}, dolma {dolma_spans:,} "

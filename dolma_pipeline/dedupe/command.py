@@ -17,6 +17,7 @@ from dolma_pipeline import io
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.config import DedupeConfig
+from dolma_pipeline.dedupe.local_pool import run_local
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards
@@ -41,9 +42,11 @@ class StageRunner:
 
     def __enter__(self) -> StageRunner:
         config = self.config
+        cluster = bool(config.ray_address or os.environ.get("RAY_ADDRESS"))
         # Same rule as the executor: one process and no cluster to join run in this process.
-        serial = config.debug or (config.processes <= 1 and not (config.ray_address or os.environ.get("RAY_ADDRESS")))
-        if not serial:
+        serial = config.debug or (config.processes <= 1 and not cluster)
+        self.local_pool = not serial and not cluster and config.executor == "local"
+        if not serial and not self.local_pool:
             self._started_ray = ray_init(config.processes, config.ray_address)
         return self
 
@@ -58,9 +61,13 @@ class StageRunner:
         return not self.config.ignore_existing and all(read_marker(shard) is not None for shard in shards)
 
     def run(self, name: str, work: Any, shards: list[Shard]) -> RunSummary:
-        summary = run_shards(work, shards, processes=self.config.processes, ray_address=self.config.ray_address,
-                             debug=self.config.debug, ignore_existing=self.config.ignore_existing,
-                             desc=f"dedupe {name}")
+        if self.local_pool:
+            summary = run_local(work, shards, self.config.processes, self.config.ignore_existing)
+        else:
+            summary = run_shards(work, shards, processes=self.config.processes,
+                                 ray_address=self.config.ray_address,
+                                 debug=self.config.debug, ignore_existing=self.config.ignore_existing,
+                                 desc=f"dedupe {name}")
         log.info("stage %s: %d shards (%d already done) in %.1fs", name, summary.files, summary.files_resumed,
                  summary.seconds)
         self.summaries[name] = summary

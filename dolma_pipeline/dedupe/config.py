@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
 
@@ -109,6 +110,9 @@ class DedupeConfig:
     destination: str | None = None  # attribute directory instead of <root>/attributes/<name>
     keep_work_dir: bool = False
     ray_address: str | None = None
+    # ray: tasks on Ray (an embedded cluster, or the one at ray_address / RAY_ADDRESS);
+    # local: a pool of forked processes on this machine, no Ray start-up (ignored when joining a cluster)
+    executor: Literal["ray", "local"] = "ray"
     debug: bool = False
     ignore_existing: bool = False
     dryrun: bool = False

@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from hashlib import blake2b as _blake2b
 from itertools import accumulate
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -132,10 +134,38 @@ def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str],
         if eligible_indices([text], text_rules, counts):
             return [0], _blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         return [], b""
+    if not (rules.min_length or rules.min_words):
+        return _hash_paragraph_bytes(text, rules, counts)
     pieces, _ = paragraph_pieces(text, rules.separator)
     keep = eligible_indices(pieces, rules, counts)
-    return keep, b"".join([_blake2b(pieces[i].encode("utf-8", "surrogatepass"), digest_size=16).digest()
-                           for i in keep])
+    return keep, b"".join(map(_DIGEST, map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep])))
+
+
+_HASH16 = partial(_blake2b, digest_size=16)
+_DIGEST = methodcaller("digest")
+# the ASCII characters str.isspace() accepts (bytes.isspace() lacks \x1c-\x1f)
+_ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
+
+
+def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -> tuple[list[int] | range, bytes]:
+    """The fast path without length limits: encode once, split the bytes (UTF-8 splits on the encoded
+    separator exactly as the text does), hash with C-level maps. Same digests as the text path."""
+    pieces = text.encode("utf-8", "surrogatepass").split(rules.separator.encode("utf-8", "surrogatepass"))
+    if len(pieces) > 1 and pieces[-1] == b"":
+        pieces.pop()
+    if rules.skip_empty:
+        keep = [i for i, piece in enumerate(pieces) if not _is_blank(piece)]
+        counts["skipped_empty"] += len(pieces) - len(keep)
+        chosen = [pieces[i] for i in keep]
+    else:
+        keep, chosen = range(len(pieces)), pieces
+    counts["units_considered"] += len(keep)
+    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen)))
+
+
+def _is_blank(piece: bytes) -> bool:
+    rest = piece.strip(_ASCII_SPACE)
+    return not rest or (not rest.isascii() and rest.decode("utf-8", "surrogatepass").isspace())
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -171,11 +201,18 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     return {**stats.as_dict(), **counts, "intermediate_bytes": written["bytes"]}
 
 
+def _in_ref_order(records: np.ndarray) -> bool:
+    ref, para = records["ref"], records["para"]
+    return bool(np.all((ref[1:] > ref[:-1]) | ((ref[1:] == ref[:-1]) & (para[1:] > para[:-1]))))
+
+
 @counts_cpu
 def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
     records = read_segment_from_all(shard.inputs, shard.partition, HASH_RECORD)
-    order = np.lexsort((records["para"], records["ref"], records["h1"], records["h0"]))
-    records = records[order]
+    # Mappers write each segment in (ref, paragraph) order and files are read in file order, so the input
+    # is already in (ref, paragraph) order; a stable sort on the hash keeps that order among equal hashes.
+    assert _in_ref_order(records), "map output out of (ref, paragraph) order"
+    records = records[np.lexsort((records["h1"], records["h0"]))]
     first = np.ones(len(records), dtype=bool)
     if len(records) > 1:
         first[1:] = (records["h0"][1:] != records["h0"][:-1]) | (records["h1"][1:] != records["h1"][:-1])

@@ -114,3 +114,26 @@ def test_key_syntax_is_checked():
     assert exact.parse_key('$["metadata"]["url"]') == ["metadata", "url"]
     with pytest.raises(ConfigError):
         exact.parse_key("metadata.url")
+
+
+def test_local_process_pool_gives_the_same_bytes_as_a_serial_run(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    base = [a for a in PARA if a != "--debug"]
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), *PARA]) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), *base, "--processes", "2",
+                       "--executor", "local"]) == 0
+    assert read_attributes(near_dup_corpus, "para") == read_attributes(other, "para")
+
+
+@pytest.mark.parametrize("text", ["a\n\x1c\nb\n\u3000\n\n  \nc\u00e9\n", "x", "\n\n", "a\nb", "é\n é \n\u2029\n"])
+@pytest.mark.parametrize("skip_empty", [True, False])
+def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_empty):
+    rules = exact.UnitRules("paragraphs", skip_empty=skip_empty)
+    keys = ("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words", "skipped_missing_key")
+    fast_counts, slow_counts = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
+    indices, digests = exact._hash_paragraph_bytes(text, rules, fast_counts)
+    pieces, _ = exact.paragraph_pieces(text, "\n")
+    keep = exact.eligible_indices(pieces, rules, slow_counts)
+    assert list(indices) == list(keep) and fast_counts == slow_counts
+    assert digests == b"".join(exact._HASH16(pieces[i].encode()).digest() for i in keep)

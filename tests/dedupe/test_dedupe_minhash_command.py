@@ -146,3 +146,12 @@ def test_cli_runs_the_shipped_config_and_rejects_unknown_keys(near_dup_corpus):
     bad = subprocess.run([*DOLMA, "-c", CONFIG, "dedupe", "--documents", str(near_dup_corpus / "documents"),
                           "--dedupe.minhash.band", "3"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 1 and "unknown key dedupe.minhash.band" in bad.stderr
+
+
+def test_local_process_pool_gives_the_same_bytes_as_a_serial_run(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), "--debug"], CONFIG) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), "--processes", "2", "--executor", "local"],
+                      CONFIG) == 0
+    assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
