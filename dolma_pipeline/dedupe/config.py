@@ -126,3 +126,4 @@ class DedupeConfig:
             raise ConfigError("processes must be at least 1")
         if self.partitions < 0:
             raise ConfigError("partitions must not be negative")
+        self.dedupe.validate()  # also when the whole `dedupe` block is missing (its defaults are not valid)

@@ -137,3 +137,8 @@ def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_e
     keep = exact.eligible_indices(pieces, rules, slow_counts)
     assert list(indices) == list(keep) and fast_counts == slow_counts
     assert digests == b"".join(exact._HASH16(pieces[i].encode()).digest() for i in keep)
+
+
+def test_a_missing_dedupe_block_is_a_config_error(small):
+    with pytest.raises(ConfigError, match="exactly one of"):
+        run_dedupe(["--documents", str(small / "documents")])
