@@ -197,22 +197,28 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
     records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
     records["ref"], records["para"] = refs, paras
-    written = write_partitioned(shard.output, records, records["h0"] % np.uint64(shard.partitions), shard.partitions)
+    # Sorted by hash (stable: equal hashes stay in (ref, paragraph) order); the partition is a monotone
+    # function of the hash, so the segments come out grouped and each is a sorted run for the reducer.
+    records = records[np.argsort(records["h0"], kind="stable")]
+    written = write_partitioned(shard.output, records, hash_partition(records["h0"], shard.partitions),
+                                shard.partitions)
     return {**stats.as_dict(), **counts, "intermediate_bytes": written["bytes"]}
 
 
-def _in_ref_order(records: np.ndarray) -> bool:
-    ref, para = records["ref"], records["para"]
-    return bool(np.all((ref[1:] > ref[:-1]) | ((ref[1:] == ref[:-1]) & (para[1:] > para[:-1]))))
+def hash_partition(h0: np.ndarray, partitions: int) -> np.ndarray:
+    """floor(h0 / 2^64 * partitions): uniform for random hashes and monotone in h0."""
+    return ((h0 >> np.uint64(32)) * np.uint64(partitions) >> np.uint64(32)).astype(np.int64)
 
 
 @counts_cpu
 def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
     records = read_segment_from_all(shard.inputs, shard.partition, HASH_RECORD)
-    # Mappers write each segment in (ref, paragraph) order and files are read in file order, so the input
-    # is already in (ref, paragraph) order; a stable sort on the hash keeps that order among equal hashes.
-    assert _in_ref_order(records), "map output out of (ref, paragraph) order"
-    records = records[np.lexsort((records["h1"], records["h0"]))]
+    # One sorted run per mapper file, in file order, each in (h0, ref, paragraph) order: a stable sort on
+    # h0 merges the runs (timsort: cheap) into (h0, ref, paragraph) order.
+    records = records[np.argsort(records["h0"], kind="stable")]
+    same_h0 = records["h0"][1:] == records["h0"][:-1]
+    if np.any(same_h0 & (records["h1"][1:] != records["h1"][:-1])):  # a 64-bit collision: order fully
+        records = records[np.lexsort((records["para"], records["ref"], records["h1"], records["h0"]))]
     first = np.ones(len(records), dtype=bool)
     if len(records) > 1:
         first[1:] = (records["h0"][1:] != records["h0"][:-1]) | (records["h1"][1:] != records["h1"][:-1])

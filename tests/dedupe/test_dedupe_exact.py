@@ -142,3 +142,23 @@ def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_e
 def test_a_missing_dedupe_block_is_a_config_error(small):
     with pytest.raises(ConfigError, match="exactly one of"):
         run_dedupe(["--documents", str(small / "documents")])
+
+
+def test_reduce_handles_a_64_bit_hash_prefix_collision(tmp_path):
+    import numpy as np
+
+    from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned
+    from dolma_pipeline.dedupe.plan import ReduceShard
+
+    def map_file(name, rows):
+        records = np.array(rows, dtype=exact.HASH_RECORD)
+        write_partitioned(str(tmp_path / name), records, np.zeros(len(records), dtype=np.int64), 1)
+        return str(tmp_path / name)
+
+    a, b, c = 1 << 32 | 1, 1 << 32 | 2, 2 << 32 | 1  # (file 1, line 1), (file 1, line 2), (file 2, line 1)
+    inputs = [map_file("m0.bin", [(5, 1, a, 0), (5, 2, b, 0)]), map_file("m1.bin", [(5, 1, c, 0)])]
+    out = str(tmp_path / "r.bin")
+    stats = exact.exact_reduce(ReduceShard(input="p0", output=out, fingerprint="x", partition=0, inputs=inputs,
+                                           outputs=3))
+    assert stats["duplicate_units"] == 1
+    assert read_segment_from_all([out], 2, exact.DUP_RECORD)["ref"].tolist() == [c]
