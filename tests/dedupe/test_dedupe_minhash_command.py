@@ -155,3 +155,19 @@ def test_local_process_pool_gives_the_same_bytes_as_a_serial_run(near_dup_corpus
     assert run_dedupe(["--documents", str(other / "documents"), "--processes", "2", "--executor", "local"],
                       CONFIG) == 0
     assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
+
+
+def test_without_the_exact_check_identical_copies_still_cluster(near_dup_corpus, near_dup_docs):
+    args = ["--documents", str(near_dup_corpus / "documents"), "--debug", "--dedupe.minhash.verify", "false",
+            "--dedupe.minhash.bands", "9", "--dedupe.minhash.rows", "13", "--keep_work_dir"]
+    assert run_dedupe(args, CONFIG) == 0
+    results = _results(near_dup_corpus)
+    texts = {d["id"]: d["text"] for d in near_dup_docs}
+    copies = [d["id"] for d in near_dup_docs if d["metadata"]["edit_rate"] == 0.0 and not d["id"].endswith("base")]
+    assert copies
+    for doc_id in copies:
+        base = doc_id.split("-")[0] + "-base"
+        assert texts[doc_id] == texts[base]
+        assert results[doc_id][1] == results[base][1] and results[doc_id][2] >= 2
+    work = near_dup_corpus / "dedupe_work" / "minhash"
+    assert (work / "sign").is_dir() and not (work / "shingles").exists()  # no shingle sets without the check
