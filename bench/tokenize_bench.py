@@ -1,6 +1,6 @@
 """Benchmark `dolma tokenize` against dolma 1.2.1's `dolma tokens` and raw `Tokenizer.encode_batch`.
 
-    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2] [--dolma PATH] [--json OUT]
+    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--dolma PATH] [--json OUT]
 
 All figures are for the same input files on the same machine in the same run:
 - ours: wall time of `dolma tokenize --processes P` (a fresh process: imports, Ray start-up, both stages,
@@ -9,7 +9,9 @@ All figures are for the same input files on the same machine in the same run:
 - raw: `Tokenizer.encode_batch` (and `encode_batch_fast`) over the same stripped texts held in memory, in
   one process, batches of 1024, with the library's default thread pool (all cores) and with one thread.
 Token rates all use the same token count (ours: every document's ids plus its EOS), so each ratio is a
-ratio of times. "Per process" divides our rate by P, to set against raw with one thread.
+ratio of times. "Per process" divides our rate by P, to set against raw with one thread. On a shared,
+loaded machine wall times swing; tokens per CPU-second (ours: the driver and the CPU each worker task
+measured; Dolma: its process tree; raw: the encoding process) are the steadier comparison.
 It then checks, for every document, that our tokens equal Dolma's (keyed by id, src and line).
 """
 
@@ -125,11 +127,51 @@ def compare(ours: dict, theirs: dict) -> dict[str, int]:
             "only_ours": len(ours.keys() - theirs.keys()), "only_dolma": len(theirs.keys() - ours.keys())}
 
 
+def run_ours(files: list[str], tokenizer: str, processes: int, out: str) -> dict:
+    wall, driver_cpu = run_timed([sys.executable, "-m", "dolma_pipeline.cli", "tokenize", "--documents", *files,
+                                  "--destination", out, "--tokenizer.name_or_path", tokenizer,
+                                  "--processes", str(processes)],
+                                 env=dict(os.environ, DOLMA_NO_PROGRESS="1", PYTHONPATH=REPO))
+    with open(os.path.join(out, "dolma_tokenize.summary.json")) as fh:
+        summary = json.load(fh)
+    # Ray workers are not our children: their CPU is what each task measured (stats in the summary).
+    # Run locally (--processes 1), the tasks ran inside the driver, whose CPU already counts them.
+    cpu = driver_cpu if summary.get("executor") == "local" else driver_cpu + sum(summary["worker_cpu_seconds"].values())
+    return {"tokens": summary["tokens"], "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "driver_cpu_seconds": round(driver_cpu, 2)}
+
+
+def run_dolma(dolma: str, files: list[str], tokenizer: str, processes: int, work: str) -> tuple[dict, dict]:
+    out = os.path.join(work, "dolma")
+    wall, cpu = run_timed([dolma, "tokens", "--documents", *files, "--destination", out,
+                           "--tokenizer.name_or_path", tokenizer, "--tokenizer.eos_token_id", str(EOS),
+                           "--tokenizer.pad_token_id", "1", "--dtype", "uint16", "--processes", str(processes),
+                           "--work_dir.input", os.path.join(work, "dolma-wi"),
+                           "--work_dir.output", os.path.join(work, "dolma-wo")],
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    docs = read_parts(out)
+    return {"tokens": sum(map(len, docs.values())), "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}, docs
+
+
+def report_raw(files: list[str], tokenizer: str, tokens: int, figures: dict) -> None:
+    for label, threads in (("all threads", None), ("1 thread", 1)):
+        raw = raw_in_subprocess(files, tokenizer, threads)
+        if raw["tokens"] != tokens:
+            print(f"  note: raw token count {raw['tokens']:,} differs from ours {tokens:,}")
+        for name in ("encode_batch", "encode_batch_fast"):
+            if name in raw:
+                key = f"raw_{name}_{'1thread' if threads else 'allthreads'}"
+                figures[key] = {"tokens_per_s": round(tokens / raw[name]),
+                                "tokens_per_cpu_s": round(tokens / raw[name + "_cpu"])}
+                print(f"raw {name:<17} ({label:<11}): {tokens / raw[name]:>10,.0f} tokens/s, "
+                      f"{tokens / raw[name + '_cpu']:>10,.0f} tokens per CPU-second")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz documents")
     parser.add_argument("--files", type=int, default=4, help="how many of its files to use (sorted)")
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, nargs="+", default=[2], help="one or more process counts")
     parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")
     parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the cached OLMo tokenizer)")
     parser.add_argument("--json", default=None, help="write the figures here")
@@ -145,71 +187,55 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no *.jsonl.gz under {args.documents} (build the corpus: shared/corpus/build_corpus.py)")
     work = tempfile.mkdtemp(prefix="tokenize-bench-")
-    P = args.processes
     print(f"input: {len(files)} file(s) from {args.documents}, {sum(map(os.path.getsize, files)) / 1e6:.1f} MB gz; "
-          f"processes {P}; cpus {os.cpu_count()}")
-
-    env = dict(os.environ, DOLMA_NO_PROGRESS="1")
-    ours_dir = os.path.join(work, "ours")
-    ours_s, ours_driver_cpu = run_timed([sys.executable, "-m", "dolma_pipeline.cli", "tokenize", "--documents", *files,
-                        "--destination", ours_dir, "--tokenizer.name_or_path", tokenizer, "--processes", str(P)],
-                       env=dict(env, PYTHONPATH=REPO))
-    with open(os.path.join(ours_dir, "dolma_tokenize.summary.json")) as fh:
-        summary = json.load(fh)
-    tokens = summary["tokens"]
-    # Ray workers are not our children: their CPU is what each task measured (stats in the summary).
-    ours_cpu = ours_driver_cpu + sum(summary["worker_cpu_seconds"].values())
-    figures: dict = {"files": len(files), "processes": P, "tokens": tokens, "ours_seconds": round(ours_s, 2),
-                     "ours_tokens_per_s": round(tokens / ours_s), "ours_cpu_seconds": round(ours_cpu, 2),
-                     "ours_tokens_per_cpu_s": round(tokens / ours_cpu)}
-    print(f"ours       : {tokens / ours_s:>12,.0f} tokens/s  ({tokens:,} tokens in {ours_s:.1f}s; "
-          f"{tokens / ours_s / P:,.0f} per process); {tokens / ours_cpu:,.0f} tokens per CPU-second "
-          f"(driver {ours_driver_cpu:.1f}s + workers {summary['worker_cpu_seconds']})")
-
-    raw_all = raw_in_subprocess(files, tokenizer, None)
-    raw_one = raw_in_subprocess(files, tokenizer, 1)
-    if raw_all["tokens"] != tokens:
-        print(f"  note: raw token count {raw_all['tokens']:,} differs from ours {tokens:,}")
-    for label, raw in (("all threads", raw_all), ("1 thread", raw_one)):
-        for name in ("encode_batch", "encode_batch_fast"):
-            if name in raw:
-                rate = tokens / raw[name]
-                key = f"raw_{name}_{'1thread' if label == '1 thread' else 'allthreads'}_tokens_per_s"
-                figures[key] = round(rate)
-                mine = tokens / ours_s / (P if label == "1 thread" else 1)
-                which = "ours per process" if label == "1 thread" else "ours"
-                print(f"raw {name:<17} ({label:<11}): {rate:>12,.0f} tokens/s  -> {which} / raw = {mine / rate:.2f}x"
-                      f"; {tokens / raw[name + '_cpu']:,.0f} tokens per CPU-second")
-                figures[key.replace("_tokens_per_s", "_tokens_per_cpu_s")] = round(tokens / raw[name + "_cpu"])
-
-    if not os.path.exists(args.dolma):
-        print(f"dolma 1.2.1: skipped ({args.dolma} not found; install with shared/bench/setup_peers.sh)")
-    else:
-        dolma_dir = os.path.join(work, "dolma")
-        dolma_s, dolma_cpu = run_timed([args.dolma, "tokens", "--documents", *files, "--destination", dolma_dir,
-                             "--tokenizer.name_or_path", tokenizer, "--tokenizer.eos_token_id", str(EOS),
-                             "--tokenizer.pad_token_id", "1", "--dtype", "uint16", "--processes", str(P),
-                             "--work_dir.input", os.path.join(work, "dolma-wi"),
-                             "--work_dir.output", os.path.join(work, "dolma-wo")],
-                            env=dict(env, HF_HUB_OFFLINE="1"))
-        theirs = read_parts(dolma_dir)
-        dolma_tokens = sum(map(len, theirs.values()))
-        figures.update(dolma_seconds=round(dolma_s, 2), dolma_tokens=dolma_tokens,
-                       dolma_tokens_per_s=round(dolma_tokens / dolma_s), ratio_vs_dolma=round(dolma_s / ours_s, 2),
-                       dolma_cpu_seconds=round(dolma_cpu, 2), dolma_tokens_per_cpu_s=round(dolma_tokens / dolma_cpu),
-                       cpu_ratio_vs_dolma=round((tokens / ours_cpu) / (dolma_tokens / dolma_cpu), 2))
-        print(f"dolma 1.2.1: {dolma_tokens / dolma_s:>12,.0f} tokens/s  ({dolma_tokens:,} tokens in {dolma_s:.1f}s)"
-              f"  -> ours / dolma = {(tokens / ours_s) / (dolma_tokens / dolma_s):.2f}x; "
-              f"{dolma_tokens / dolma_cpu:,.0f} tokens per CPU-second -> ours / dolma = "
-              f"{figures['cpu_ratio_vs_dolma']:.2f}x")
-        check = compare(read_parts(ours_dir), theirs)
-        figures["equality"] = check
-        status = "IDENTICAL" if not (check["mismatched"] or check["only_ours"] or check["only_dolma"]) else "DIFFERENT"
-        print(f"per-document tokens vs dolma: {status} ({check})")
+          f"cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    figures: dict = {"files": len(files), "runs": {}}
+    checked = False
+    try:
+        for processes in args.processes:
+            ours_dir = os.path.join(work, f"ours-{processes}")
+            ours = run_ours(files, tokenizer, processes, ours_dir)
+            tokens = ours["tokens"]
+            if not figures.get("tokens"):
+                figures["tokens"] = tokens
+                report_raw(files, tokenizer, tokens, figures)
+            run: dict = {"ours": ours}
+            print(f"--processes {processes}")
+            print(f"  ours       : {tokens / ours['seconds']:>10,.0f} tokens/s ({ours['seconds']:.1f}s; "
+                  f"{tokens / ours['seconds'] / processes:,.0f} per process), "
+                  f"{tokens / ours['cpu_seconds']:>10,.0f} tokens per CPU-second (driver {ours['driver_cpu_seconds']}s)")
+            for name in ("encode_batch", "encode_batch_fast"):
+                raw = figures.get(f"raw_{name}_allthreads")
+                one = figures.get(f"raw_{name}_1thread")
+                if raw and one:
+                    run[f"vs_raw_{name}"] = {
+                        "wall": round(tokens / ours["seconds"] / raw["tokens_per_s"], 2),
+                        "per_process_wall_vs_1thread": round(tokens / ours["seconds"] / processes
+                                                             / one["tokens_per_s"], 2),
+                        "cpu": round(tokens / ours["cpu_seconds"] / one["tokens_per_cpu_s"], 2)}
+                    print(f"  vs raw {name:<17}: {run[f'vs_raw_{name}']}")
+            if not os.path.exists(args.dolma):
+                print(f"  dolma 1.2.1: skipped ({args.dolma} not found; install with shared/bench/setup_peers.sh)")
+            else:
+                dolma, theirs = run_dolma(args.dolma, files, tokenizer, processes, os.path.join(work, f"d{processes}"))
+                run["dolma"] = dolma
+                run["vs_dolma"] = {"wall": round(dolma["seconds"] / ours["seconds"] * tokens / dolma["tokens"], 2),
+                                   "cpu": round(dolma["cpu_seconds"] / ours["cpu_seconds"] * tokens / dolma["tokens"], 2)}
+                print(f"  dolma 1.2.1: {dolma['tokens'] / dolma['seconds']:>10,.0f} tokens/s ({dolma['seconds']:.1f}s), "
+                      f"{dolma['tokens'] / dolma['cpu_seconds']:>10,.0f} tokens per CPU-second"
+                      f"  -> ours / dolma: {run['vs_dolma']['wall']:.2f}x wall, {run['vs_dolma']['cpu']:.2f}x CPU")
+                if not checked:
+                    check = compare(read_parts(ours_dir), theirs)
+                    figures["equality_vs_dolma"] = check
+                    same = not (check["mismatched"] or check["only_ours"] or check["only_dolma"])
+                    print(f"  per-document tokens vs dolma: {'IDENTICAL' if same else 'DIFFERENT'} ({check})")
+                    checked = True
+            figures["runs"][str(processes)] = run
+    finally:
+        subprocess.run(["rm", "-rf", work])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2)
-    subprocess.run(["rm", "-rf", work])
 
 
 if __name__ == "__main__":

@@ -199,6 +199,7 @@ def run(config: Config) -> int:
     record = _summary_record(config, tokenizer, dtype, encode_summary, part_summary, parts, oversized,
                              time.perf_counter() - started)
     record["run_key"] = run_key
+    record["executor"] = "local" if _serial(config) else "ray"
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
