@@ -62,8 +62,9 @@ class RandomLoader:
 def build_ours(args: argparse.Namespace) -> Trainer:
     cfg = config_from_dict({
         "model": {"preset": "tiny", "d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
-                  "mlp_ratio": 8, "vocab_size": 50280, "embedding_size": args.vocab,
+                  "mlp_ratio": 8, "vocab_size": min(50280, args.vocab), "embedding_size": args.vocab,
                   "max_sequence_length": args.seq},
+        "tokenizer": {"eos_token_id": min(50280, args.vocab) - 1},
         "optim": {"lr": 4e-4, "clip_grad_norm": 1.0, "impl": "fused"},
         "scheduler": {"name": "constant"},
         "trainer": {"max_steps": 10**6, "global_batch_size": args.batch, "micro_batch_size": args.batch,
@@ -78,7 +79,7 @@ def build_ours(args: argparse.Namespace) -> Trainer:
     model.to_empty(device="cpu")
     model.init_weights()
     opt = build_optimizer(model, cfg.optim, "cpu")
-    loader = RandomLoader(args.batch, args.seq, 50280)
+    loader = RandomLoader(args.batch, args.seq, cfg.model.vocab_size)
     return Trainer(cfg, model, opt, LRSchedule(cfg.scheduler, cfg.optim.lr, 10**6), loader, {}, info, [])
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 class TrainingError(Exception):
     """Base class of the trainer's errors."""
@@ -371,6 +369,8 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
             i += 1
         else:
             raise ConfigError(f"override {arg!r} has no value")
+        import yaml
+
         out.append((key, yaml.safe_load(raw) if raw != "" else ""))
         i += 1
     return out
@@ -378,6 +378,8 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Load a YAML run config, apply overrides, validate."""
+    import yaml
+
     data: dict[str, Any] = {}
     if path is not None:
         with open(path) as f:
@@ -399,6 +401,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:
+    import yaml  # imported here so the model and data modules need only torch and numpy
+
     return yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False)
 
 
