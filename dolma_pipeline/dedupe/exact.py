@@ -83,13 +83,12 @@ def paragraph_spans(text: str, separator: str, indices: list[int]) -> list[list]
     """[start, end, 1.0] of the paragraphs at `indices`, in code points; a span includes its separator,
     so removing it removes the whole line."""
     pieces, trailing = paragraph_pieces(text, separator)
-    sep_len, last = len(separator), len(pieces) - 1
-    before = [0, *accumulate(map(len, pieces))]  # characters of the paragraphs before each one
-    spans = []
-    for i in indices:
-        start = before[i] + i * sep_len
-        spans.append([start, start + len(pieces[i]) + (sep_len if (i < last or trailing) else 0), 1.0])
-    return spans
+    sep_len = len(separator)
+    # bounds[i]: where paragraph i starts (the characters of the paragraphs and separators before it)
+    bounds = [b + i * sep_len for i, b in enumerate(accumulate(map(len, pieces), initial=0))]
+    if not trailing:  # the last paragraph has no separator after it
+        bounds[-1] -= sep_len
+    return [[bounds[i], bounds[i + 1], 1.0] for i in indices]
 
 
 def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]) -> list[int] | range:
@@ -154,18 +153,17 @@ def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -
     if len(pieces) > 1 and pieces[-1] == b"":
         pieces.pop()
     if rules.skip_empty:
-        keep = [i for i, piece in enumerate(pieces) if not _is_blank(piece)]
+        if text.isascii():  # O(1) for a str: no Unicode whitespace to look for
+            keep = [i for i, piece in enumerate(pieces) if piece.strip(_ASCII_SPACE)]
+        else:
+            keep = [i for i, piece in enumerate(pieces) if (rest := piece.strip(_ASCII_SPACE))
+                    and (rest.isascii() or not rest.decode("utf-8", "surrogatepass").isspace())]
         counts["skipped_empty"] += len(pieces) - len(keep)
         chosen = [pieces[i] for i in keep]
     else:
         keep, chosen = range(len(pieces)), pieces
     counts["units_considered"] += len(keep)
     return keep, b"".join(map(_DIGEST, map(_HASH16, chosen)))
-
-
-def _is_blank(piece: bytes) -> bool:
-    rest = piece.strip(_ASCII_SPACE)
-    return not rest or (not rest.isascii() and rest.decode("utf-8", "surrogatepass").isspace())
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -183,20 +181,23 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     counts = dict.fromkeys(("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words",
                             "skipped_missing_key"), 0)
     digests: list[bytes] = []
-    refs: list[int] = []
     paras: list[int] = []
+    lines: list[int] = []
+    per_line: list[int] = []
     stats = ReadStats()
-    base = shard.file_index << LINE_BITS
     for doc in read_documents(shard.input, "fail", stats):
         indices, blob = hash_units(doc.raw, doc.text, rules, key_parts, counts)
         if blob:
             digests.append(blob)
-            refs.extend([base | doc.line] * len(indices))
+            lines.append(doc.line)
+            per_line.append(len(indices))
             paras.extend(indices)
-    records = np.empty(len(refs), dtype=HASH_RECORD)
     pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+    records = np.empty(len(pairs), dtype=HASH_RECORD)
     records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
-    records["ref"], records["para"] = refs, paras
+    records["ref"] = np.repeat(np.array(lines, dtype=np.uint64) | np.uint64(shard.file_index << LINE_BITS),
+                               per_line)
+    records["para"] = paras
     # Sorted by hash (stable: equal hashes stay in (ref, paragraph) order); the partition is a monotone
     # function of the hash, so the segments come out grouped and each is a sorted run for the reducer.
     records = records[np.argsort(records["h0"], kind="stable")]
@@ -240,10 +241,13 @@ class ExactWriteShard(Shard):
 @counts_cpu
 def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
     dups = read_segment_from_all(shard.reduce_files, shard.file_index, DUP_RECORD)
+    dups = dups[np.lexsort((dups["para"], dups["ref"]))]
     lines = (dups["ref"] & np.uint64((1 << LINE_BITS) - 1)).astype(np.int64)
-    flagged: dict[int, set[int]] = {}
-    for line, para in zip(lines.tolist(), dups["para"].tolist()):
-        flagged.setdefault(line, set()).add(para)
+    starts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if len(lines) else np.empty(0, dtype=np.int64)
+    paras = dups["para"].tolist()
+    bounds = [*starts.tolist(), len(lines)]
+    # line -> its flagged paragraph indices, ascending
+    flagged = {line: paras[a:b] for line, a, b in zip(lines[starts].tolist(), bounds[:-1], bounds[1:])}
     stats = ReadStats()
     name = shard.attribute_name
     flagged_docs = 0
@@ -258,7 +262,7 @@ def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
                 if shard.rules.mode == "documents":
                     spans = [[0, len(doc.text), 1.0]]
                 else:
-                    spans = paragraph_spans(doc.text, shard.rules.separator, sorted(paras))
+                    spans = paragraph_spans(doc.text, shard.rules.separator, paras)
             row: dict[str, Any] = {"id": doc.id, "attributes": {name: spans}}
             if doc.source is not None:
                 row["source"] = doc.source

@@ -126,7 +126,7 @@ def test_local_process_pool_gives_the_same_bytes_as_a_serial_run(near_dup_corpus
     assert read_attributes(near_dup_corpus, "para") == read_attributes(other, "para")
 
 
-@pytest.mark.parametrize("text", ["a\n\x1c\nb\n\u3000\n\n  \nc\u00e9\n", "x", "\n\n", "a\nb", "é\n é \n\u2029\n"])
+@pytest.mark.parametrize("text", ["a\n\x1c\nb\n\u3000\n\n  \nc\u00e9\n", "a\n\x1c\n \t\nb\n", "x", "\n\n", "a\nb", "é\n é \n\u2029\n"])
 @pytest.mark.parametrize("skip_empty", [True, False])
 def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_empty):
     rules = exact.UnitRules("paragraphs", skip_empty=skip_empty)
