@@ -41,7 +41,9 @@ class Span(NamedTuple):
     score: float = 1.0
 
     def to_json(self) -> list:
-        return [self.start, self.end, round(float(self.score), 5)]
+        score = float(self.score)
+        # Most spans are flags scored 1.0 (or 0.0), for which rounding is a no-op costing ~0.4 µs each.
+        return [self.start, self.end, score if score == 1.0 or score == 0.0 else round(score, 5)]
 
 
 class Document:

@@ -51,7 +51,7 @@ def _contains_naughty_phrase(text: str, codes: np.ndarray | None = None) -> bool
         return True
     if codes is None:
         codes = codepoints_of(text)
-    spaces = np.flatnonzero(codes[2 : len(codes) - 2] == 32) + 2
+    spaces = (codes[2 : len(codes) - 2] == 32).nonzero()[0] + 2
     if not len(spaces):
         return False
     clamped = np.minimum(codes, 127).astype(np.int64)

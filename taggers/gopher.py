@@ -53,14 +53,14 @@ def ngram_statistics(doc: Document) -> tuple[list[tuple[int, float]], list[tuple
     duplicate: list[tuple[int, float]] = []
     vocabulary = len(arrays.counts)
     # Sparse state: the sorted positions whose (n-1)-gram occurs more than once, and that n-gram's dense id.
-    repeated_positions = np.flatnonzero(arrays.counts[ids] > 1)
+    repeated_positions = (arrays.counts[ids] > 1).nonzero()[0]
     repeated_ids = ids[repeated_positions]
     for n in range(2, 11):
         positions = n_words - n + 1
         if positions <= 0:
             break
         # An n-gram can repeat only where the (n-1)-grams at i and i+1 both repeat.
-        follows = np.flatnonzero(np.diff(repeated_positions) == 1)
+        follows = ((repeated_positions[1:] - repeated_positions[:-1]) == 1).nonzero()[0]
         candidates = repeated_positions[follows]
         max_count, first_position, repeated_chars = 1, 0, 0
         if len(candidates):

@@ -76,10 +76,10 @@ def dolma_phone_spans(text: str, codes: np.ndarray | None = None) -> list[Span]:
     digits = (codes >= 48) & (codes <= 57)
     if np.count_nonzero(digits) < 10:
         return []
-    newlines = np.flatnonzero(codes == 10)
-    per_line = np.bincount(np.searchsorted(newlines, np.flatnonzero(digits)), minlength=len(newlines) + 1)
+    newlines = (codes == 10).nonzero()[0]
+    per_line = np.bincount(np.searchsorted(newlines, digits.nonzero()[0]), minlength=len(newlines) + 1)
     spans = []
-    for line in np.flatnonzero(per_line >= 10).tolist():
+    for line in (per_line >= 10).nonzero()[0].tolist():
         start = int(newlines[line - 1]) + 1 if line else 0
         end = int(newlines[line]) + 1 if line < len(newlines) else len(text)
         # Dolma matches inside the line: `\s+` cannot reach back into the previous line.
@@ -96,9 +96,11 @@ def dolma_ip_spans(text: str, codes: np.ndarray | None = None) -> list[Span]:
     if codes is None:
         codes = codepoints_of(text)
     digits_or_dots = ((codes >= 48) & (codes <= 57)) | (codes == 46)
-    edges = np.diff(digits_or_dots.astype(np.int8), prepend=0, append=0)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    long_runs = np.flatnonzero(ends - starts >= 7)
+    padded = np.zeros(len(codes) + 2, dtype=np.int8)
+    padded[1:-1] = digits_or_dots
+    edges = padded[1:] - padded[:-1]
+    starts, ends = (edges == 1).nonzero()[0], (edges == -1).nonzero()[0]
+    long_runs = (ends - starts >= 7).nonzero()[0]
     spans = []
     for run in long_runs.tolist():
         for m in DOLMA_IP.finditer(text, int(starts[run]), int(ends[run])):

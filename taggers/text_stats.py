@@ -81,8 +81,8 @@ class WordSpans:
             self.count, self.lengths, self.with_alpha = 0, np.zeros(0, dtype=np.int64), 0
             return
         word = ~space
-        starts = np.flatnonzero(word & np.concatenate(([True], space[:-1])))
-        ends = np.flatnonzero(word & np.concatenate((space[1:], [True]))) + 1
+        starts = (word & np.concatenate(([True], space[:-1]))).nonzero()[0]
+        ends = (word & np.concatenate((space[1:], [True]))).nonzero()[0] + 1
         self.count = len(starts)
         self.lengths = (ends - starts).astype(np.int64)
         alpha = char_table("alpha")[codes]
