@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
@@ -222,7 +222,13 @@ def write_plan(work_dir: str, inputs: list[EncodedInput], order: np.ndarray, key
 
 
 class _PlanReader:
-    """A part worker's read-only view of the plan and the intermediate files (memory-mapped, opened lazily)."""
+    """A part worker's read-only view of the plan and the intermediate files.
+
+    The files are memory-mapped lazily and at most `OPEN_INPUTS` inputs stay mapped (least recently used
+    first out), which keeps a worker under the kernel's limit on mappings whatever the number of inputs.
+    """
+
+    OPEN_INPUTS = 512
 
     def __init__(self, plan_path: str, dtype: np.dtype):
         with open(plan_path) as fh:
@@ -232,25 +238,20 @@ class _PlanReader:
         self.offsets = np.asarray(plan["offsets"], dtype=np.int64)
         self.order = np.memmap(plan["order"], dtype="<i8", mode="r")
         self.dtype = dtype
-        self._rows: dict[int, np.ndarray] = {}
-        self._tokens: dict[int, np.ndarray] = {}
-        self._ids: dict[int, np.ndarray] = {}
+        self._open: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
-    def rows(self, f: int) -> np.ndarray:
-        if f not in self._rows:
-            self._rows[f] = read_document_rows(self.bases[f])
-        return self._rows[f]
-
-    def tokens(self, f: int) -> np.ndarray:
-        if f not in self._tokens:
-            self._tokens[f] = np.memmap(self.bases[f] + ".tokens", dtype=self.dtype, mode="r")
-        return self._tokens[f]
-
-    def ids(self, f: int) -> np.ndarray:
-        if f not in self._ids:
-            path = self.bases[f] + ".ids"
-            self._ids[f] = np.memmap(path, dtype=np.uint8, mode="r") if os.path.getsize(path) else np.zeros(0, np.uint8)
-        return self._ids[f]
+    def input(self, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(document rows, tokens, id bytes) of input `f`."""
+        if f in self._open:
+            self._open.move_to_end(f)
+            return self._open[f]
+        base = self.bases[f]
+        ids = np.memmap(base + ".ids", dtype=np.uint8, mode="r") if os.path.getsize(base + ".ids") \
+            else np.zeros(0, np.uint8)
+        self._open[f] = (read_document_rows(base), np.memmap(base + ".tokens", dtype=self.dtype, mode="r"), ids)
+        if len(self._open) > self.OPEN_INPUTS:
+            self._open.popitem(last=False)
+        return self._open[f]
 
 
 @lru_cache(maxsize=4)
@@ -270,10 +271,12 @@ def write_part(shard: PartShard) -> dict[str, Any]:
             rows = np.empty((len(chunk), DOC_FIELDS), dtype=np.int64)
             for f in np.unique(files).tolist():
                 mask = files == f
-                rows[mask] = plan.rows(f)[local[mask]]
-            pieces = [plan.tokens(f)[s:e] for f, s, e in zip(files.tolist(), rows[:, 0].tolist(), rows[:, 1].tolist())]
-            ids = [plan.ids(f)[a:b].tobytes().decode("utf-8")
-                   for f, a, b in zip(files.tolist(), rows[:, 3].tolist(), rows[:, 4].tolist())]
+                rows[mask] = plan.input(f)[0][local[mask]]
+            pieces, ids = [], []
+            for f, (start, end, _, id_start, id_end) in zip(files.tolist(), rows.tolist()):
+                _, tokens, id_bytes = plan.input(f)
+                pieces.append(tokens[start:end])
+                ids.append(id_bytes[id_start:id_end].tobytes().decode("utf-8"))
             writer.write(np.concatenate(pieces), ids, [plan.srcs[f] for f in files.tolist()], rows[:, 2].tolist(),
                          rows[:, 1] - rows[:, 0])
     return {"documents": writer.documents, "tokens": writer.tokens_written,

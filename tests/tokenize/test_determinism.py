@@ -101,3 +101,14 @@ def test_process_count_does_not_change_the_bytes(corpus, tmp_path):
     tokenize(corpus, parallel, debug=False, processes=2)
     assert len(part_bytes(serial)) > 4
     assert part_bytes(parallel) == part_bytes(serial)
+
+
+def test_part_writer_with_few_inputs_mapped_gives_the_same_bytes(corpus, tmp_path, monkeypatch):
+    from dolma_pipeline import tokenize_work
+
+    wide = str(tmp_path / "wide")
+    tokenize(corpus, wide)
+    monkeypatch.setattr(tokenize_work._PlanReader, "OPEN_INPUTS", 1)
+    narrow = str(tmp_path / "narrow")
+    tokenize(corpus, narrow)
+    assert part_bytes(narrow) == part_bytes(wide)
