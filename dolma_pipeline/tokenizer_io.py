@@ -57,6 +57,8 @@ def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "tokenizer.json")):
         path = os.path.join(path, "tokenizer.json")
     if not os.path.isfile(path):
+        if name_or_path.endswith(".json") or name_or_path.startswith(("/", "./", "../", "~")):
+            raise ConfigError(f"tokenizer file {name_or_path} does not exist")
         path = _from_cache_or_hub(name_or_path, cache_dir)
     try:
         tokenizer = Tokenizer.from_file(path)

@@ -243,3 +243,8 @@ def test_text_the_tokenizer_cannot_take_is_a_bad_line(tmp_path):
     summary = tokenize(str(docs), str(tmp_path / "skip"), on_error="skip_line")
     assert summary["documents"] == 1 and summary["lines_skipped"] == 1
     assert set(output_documents(str(tmp_path / "skip"))) == {"good"}
+
+
+def test_a_missing_tokenizer_file_is_a_config_error(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="tokenizer file .*missing.json does not exist"):
+        tokenize(corpus, str(tmp_path / "out"), tokenizer={"name_or_path": str(tmp_path / "missing.json")})
