@@ -22,7 +22,7 @@ from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.tagger import TAGGERS, Tagger
 from taggers.pii_patterns import EMAIL, IP, PHONE, find_pii
-from taggers.text_stats import codepoints, codepoints_of
+from taggers.text_stats import char_table, codepoints, codepoints_of
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,11 @@ def dolma_email_spans(text: str) -> list[Span]:
 
 
 def dolma_phone_spans(text: str, codes: np.ndarray | None = None) -> list[Span]:
-    """Dolma's phone regex on the lines that hold at least the 10 digits every match needs."""
+    """Dolma's phone regex on the lines that hold at least the 10 digits (regex `\\d`: any Unicode decimal
+    digit) every match needs."""
     if codes is None:
         codes = codepoints_of(text)
-    digits = (codes >= 48) & (codes <= 57)
+    digits = char_table("decimal")[codes]
     if np.count_nonzero(digits) < 10:
         return []
     newlines = (codes == 10).nonzero()[0]
