@@ -1,6 +1,6 @@
 """Benchmark `dolma dedupe`: MinHash against datatrove's four stages, exact paragraphs against dolma 1.2.1.
 
-    python bench/dedupe_bench.py [--minhash-documents DIR] [--paragraph-documents DIR] [--processes 2]
+    python bench/dedupe_bench.py [--minhash-documents DIR] [--paragraph-documents DIR] [--processes 2] [--repeat 3]
                                  [--dt-python PATH] [--dolma PATH] [--json OUT]
 
 Same input files, same machine, same run:
@@ -196,23 +196,50 @@ def bench_minhash(args, work: str) -> dict:
 
 
 def bench_paragraphs(args, work: str) -> dict:
+    """Rounds of (ours with Ray, ours with a local pool, dolma), interleaved so that a change in the
+    machine's load hits all three alike; the ratios use the median wall times."""
+    import statistics
+
     config = os.path.join(REPO, "configs", "dedupe", "paragraphs.yaml")
-    out: dict = {}
-    print(f"Exact paragraph dedupe: {args.paragraph_documents}, {args.processes} processes")
+    print(f"Exact paragraph dedupe: {args.paragraph_documents}, {args.processes} processes, "
+          f"{args.repeat} round(s)")
+    runs: dict[str, list[tuple[float, float]]] = {"ray": [], "local": [], "dolma": []}
     docs = 0
-    for executor in ("ray", "local"):
-        docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, f"ours_para_{executor}"))
-        wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes), "--executor", executor], config)
-        docs = summary["documents"]
-        out[executor] = {"documents": docs, "wall_s": wall, "docs_per_s": docs / wall,
-                         "stage_seconds": summary["seconds"], "cpu_seconds": summary["extra"].get("cpu_seconds"),
-                         "process_cpu_s": summary["process_cpu_s"]}
-        print(f"  ours ({executor + ')':<6} {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process; stages "
-              f"{summary['seconds']:.1f} s; workers {summary['extra'].get('cpu_seconds', 0):.1f} CPU-s, process "
-              f"tree {summary['process_cpu_s']:.1f} CPU-s)")
-    if not os.path.exists(args.dolma):
+    have_dolma = os.path.exists(args.dolma)
+    if not have_dolma:
         print(f"  dolma 1.2.1: skipped ({args.dolma} not found; run ../shared/bench/setup_peers.sh)")
-        return out
+    for _ in range(args.repeat):
+        for executor in ("ray", "local"):
+            docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, f"ours_para_{executor}"))
+            wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes), "--executor", executor],
+                                         config)
+            docs = summary["documents"]
+            runs[executor].append((wall, summary["process_cpu_s"]))
+            print(f"  ours ({executor + ')':<6} {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process; "
+                  f"stages {summary['seconds']:.1f} s; workers {summary['extra'].get('cpu_seconds', 0):.1f} CPU-s, "
+                  f"process tree {summary['process_cpu_s']:.1f} CPU-s)")
+        if have_dolma:
+            peer_wall, peer_cpu = run_dolma_paragraphs(args, work)
+            runs["dolma"].append((peer_wall, peer_cpu))
+            print(f"  dolma 1.2.1:  {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom "
+                  f"filter; process tree {peer_cpu:.1f} CPU-s)")
+    median = {k: statistics.median(w for w, _ in v) for k, v in runs.items() if v}
+    out: dict = {"documents": docs, "runs": runs, "median_wall_s": median}
+    if have_dolma:
+        for executor in ("ray", "local"):
+            out[f"ratio_{executor}"] = median["dolma"] / median[executor]
+            print(f"  median docs/s: ours ({executor}) {docs / median[executor]:,.0f}, dolma "
+                  f"{docs / median['dolma']:,.0f}: ratio {out[f'ratio_{executor}']:.2f}")
+        ours_spans = count_spans(os.path.join(work, "ours_para_local"), "dedupe_para", "bff_duplicate_paragraph_spans")
+        dolma_spans = count_spans(os.path.join(work, "dolma_para"), "dedupe_para", "bff_duplicate_paragraph_spans")
+        out.update(ours_flagged_spans=ours_spans, dolma_flagged_spans=dolma_spans)
+        print(f"  duplicate paragraph spans flagged: ours {ours_spans:,}, dolma {dolma_spans:,} "
+              "(dolma's Bloom filter adds false positives)")
+    return out
+
+
+def run_dolma_paragraphs(args, work: str) -> tuple[float, float]:
+    """(wall, CPU of the process tree) of dolma 1.2.1's paragraph dedupe with a fresh Bloom filter."""
     peer_dir = stage_corpus(args.paragraph_documents, os.path.join(work, "dolma_para"))
     bloom = os.path.join(work, "bloom.bin")
     if os.path.exists(bloom):
@@ -223,23 +250,10 @@ def bench_paragraphs(args, work: str) -> dict:
            "1000000", "--bloom_filter.desired_false_positive_rate", "0.0001", "--processes", str(args.processes)]
     start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    peer_wall = time.perf_counter() - start
-    peer_cpu = children_cpu() - cpu
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode != 0:
-        print(f"  dolma 1.2.1: failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
-        return out
-    out.update(dolma_wall_s=peer_wall, dolma_docs_per_s=docs / peer_wall, dolma_process_cpu_s=peer_cpu)
-    print(f"  dolma 1.2.1:  {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom filter; "
-          f"process tree {peer_cpu:.1f} CPU-s)")
-    for executor in ("ray", "local"):
-        out[executor]["ratio"] = peer_wall / out[executor]["wall_s"]
-        print(f"  ratio ours ({executor}) / dolma docs/s: {out[executor]['ratio']:.2f}")
-    ours_spans = count_spans(os.path.join(work, "ours_para_local"), "dedupe_para", "bff_duplicate_paragraph_spans")
-    dolma_spans = count_spans(os.path.dirname(peer_dir), "dedupe_para", "bff_duplicate_paragraph_spans")
-    out.update(ours_flagged_spans=ours_spans, dolma_flagged_spans=dolma_spans)
-    print(f"  duplicate paragraph spans flagged: ours {ours_spans:,}, dolma {dolma_spans:,} "
-          "(dolma's Bloom filter adds false positives)")
-    return out
+        raise SystemExit(f"dolma 1.2.1 failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+    return wall, cpu
 
 
 def count_spans(root: str, name: str, attribute: str) -> int:
@@ -262,6 +276,7 @@ def main() -> None:
     parser.add_argument("--minhash-documents", default=DEFAULT_MINHASH_DOCS)
     parser.add_argument("--paragraph-documents", default=DEFAULT_PARAGRAPH_DOCS)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the paragraph benchmark (median)")
     parser.add_argument("--dt-python", default=DEFAULT_DT_PYTHON)
     parser.add_argument("--dolma", default=DEFAULT_DOLMA)
     parser.add_argument("--only", choices=["minhash", "paragraphs"])

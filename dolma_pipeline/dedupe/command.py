@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Config = DedupeConfig
 CONFIG_NAME = "dolma_dedupe.config.yaml"
 SUMMARY_NAME = "dolma_dedupe.summary.json"
-FORMAT_VERSION = 1  # bump when an intermediate or output format changes: old stage outputs are redone
+FORMAT_VERSION = 2  # bump when an intermediate or output format changes: old stage outputs are redone
 
 
 class StageRunner:
@@ -94,26 +94,27 @@ def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
     plan = make_plan(config, [FORMAT_VERSION, "exact", to_dict(rules)])
     map_files = [plan.stage_dir("exact", "map", f"{i:06d}.bin") for i in range(len(plan.files))]
     reduce_files = [plan.stage_dir("exact", "reduce", f"{p:05d}.bin") for p in range(partitions)]
+    skeletons = [plan.stage_dir("exact", "documents", f"{i:06d}.bin") for i in range(len(plan.files))]
     section = config.dedupe
     attribute_name = (section.documents or section.paragraphs).attribute_name  # type: ignore[union-attr]
 
     write_fp = fingerprint([plan.inputs_fingerprint, attribute_name])
     write_shards = [
         exact.ExactWriteShard(input=path, output=out, fingerprint=write_fp, file_index=i, reduce_files=reduce_files,
-                              rules=rules, attribute_name=attribute_name)
+                              skeleton=skeletons[i], attribute_name=attribute_name)
         for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
     if not runner.all_done(write_shards):
-        _exact_shuffle(runner, plan, rules, map_files, reduce_files)
+        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons)
     runner.run("write", exact.exact_write, write_shards)
     return plan
 
 
 def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_files: list[str],
-                   reduce_files: list[str]) -> None:
+                   reduce_files: list[str], skeletons: list[str]) -> None:
     partitions = len(reduce_files)
     mapped = runner.run("map", exact.exact_map, [
         exact.ExactMapShard(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
-                            rules=rules, partitions=partitions)
+                            rules=rules, partitions=partitions, skeleton=skeletons[i])
         for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))])
     _check_not_disabled(mapped, rules)
     runner.run("reduce", exact.exact_reduce, [

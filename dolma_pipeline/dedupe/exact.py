@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from dolma_pipeline import io
-from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned
+from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned, write_segments
 from dolma_pipeline.dedupe.plan import LINE_BITS, ReduceShard, counts_cpu, write_rows
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import Shard
@@ -34,8 +34,11 @@ from dolma_pipeline.reader import ReadStats, read_documents
 
 log = logging.getLogger(__name__)
 
-HASH_RECORD = np.dtype([("h0", "<u8"), ("h1", "<u8"), ("ref", "<u8"), ("para", "<u4")])
-DUP_RECORD = np.dtype([("ref", "<u8"), ("para", "<u4")])
+# a unit's span (start, end in code points) travels with it, so the attribute writer never rereads documents
+HASH_RECORD = np.dtype([("h0", "<u8"), ("h1", "<u8"), ("ref", "<u8"), ("para", "<u4"), ("start", "<u4"),
+                        ("end", "<u4")])
+DUP_RECORD = np.dtype([("ref", "<u8"), ("para", "<u4"), ("start", "<u4"), ("end", "<u4")])
+BYTES = np.dtype([("b", "u1")])
 
 
 @dataclass
@@ -79,16 +82,15 @@ def paragraph_pieces(text: str, separator: str) -> tuple[list[str], bool]:
     return pieces, False
 
 
-def paragraph_spans(text: str, separator: str, indices: list[int]) -> list[list]:
-    """[start, end, 1.0] of the paragraphs at `indices`, in code points; a span includes its separator,
-    so removing it removes the whole line."""
-    pieces, trailing = paragraph_pieces(text, separator)
-    sep_len = len(separator)
-    # bounds[i]: where paragraph i starts (the characters of the paragraphs and separators before it)
-    bounds = [b + i * sep_len for i, b in enumerate(accumulate(map(len, pieces), initial=0))]
-    if not trailing:  # the last paragraph has no separator after it
-        bounds[-1] -= sep_len
-    return [[bounds[i], bounds[i + 1], 1.0] for i in indices]
+def unit_bounds(lengths: list[int], trailing: bool, sep_len: int, keep: list[int] | range) -> tuple[list, list]:
+    """(starts, ends) in code points of the kept paragraphs, from the lengths of all of them; a span
+    includes its separator, so removing it removes the whole line."""
+    before = list(accumulate(lengths, initial=0))
+    starts = [before[i] + i * sep_len for i in keep]
+    ends = [before[i + 1] + (i + 1) * sep_len for i in keep]
+    if keep and keep[-1] == len(lengths) - 1 and not trailing:  # the last paragraph has no separator
+        ends[-1] -= sep_len
+    return starts, ends
 
 
 def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]) -> list[int] | range:
@@ -116,28 +118,32 @@ def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]
     return keep
 
 
-def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str],
-               counts: dict[str, int]) -> tuple[list[int] | range, bytes]:
-    """(paragraph indices, their 16-byte digests concatenated) of the eligible units of one document."""
+Units = tuple[list[int] | range, bytes, list[int], list[int]]  # indices, digests, starts, ends
+
+
+def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str], counts: dict[str, int]) -> Units:
+    """(indices, 16-byte digests concatenated, starts, ends) of the eligible units of one document."""
     if rules.mode == "documents":
         value = extract_key(raw, key_parts)
         if value is None:
             counts["skipped_missing_key"] += 1
-            return [], b""
+            return [], b"", [], []
         blob = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         if rules.skip_empty and not blob.strip():
             counts["skipped_empty"] += 1
-            return [], b""
+            return [], b"", [], []
         # min_length / min_words look at the document text: the key may be a URL that has no words.
         text_rules = UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words)
         if eligible_indices([text], text_rules, counts):
-            return [0], _blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        return [], b""
+            return [0], _HASH16(blob.encode("utf-8", "surrogatepass")).digest(), [0], [len(text)]
+        return [], b"", [], []
     if not (rules.min_length or rules.min_words):
         return _hash_paragraph_bytes(text, rules, counts)
-    pieces, _ = paragraph_pieces(text, rules.separator)
+    pieces, trailing = paragraph_pieces(text, rules.separator)
     keep = eligible_indices(pieces, rules, counts)
-    return keep, b"".join(map(_DIGEST, map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep])))
+    starts, ends = unit_bounds(list(map(len, pieces)), trailing, len(rules.separator), keep)
+    digests = b"".join(map(_DIGEST, map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep])))
+    return keep, digests, starts, ends
 
 
 _HASH16 = partial(_blake2b, digest_size=16)
@@ -146,14 +152,16 @@ _DIGEST = methodcaller("digest")
 _ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
 
 
-def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -> tuple[list[int] | range, bytes]:
+def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -> Units:
     """The fast path without length limits: encode once, split the bytes (UTF-8 splits on the encoded
     separator exactly as the text does), hash with C-level maps. Same digests as the text path."""
     pieces = text.encode("utf-8", "surrogatepass").split(rules.separator.encode("utf-8", "surrogatepass"))
-    if len(pieces) > 1 and pieces[-1] == b"":
+    trailing = len(pieces) > 1 and pieces[-1] == b""
+    if trailing:
         pieces.pop()
+    ascii_text = text.isascii()  # O(1) for a str
     if rules.skip_empty:
-        if text.isascii():  # O(1) for a str: no Unicode whitespace to look for
+        if ascii_text:  # no Unicode whitespace to look for
             keep = [i for i, piece in enumerate(pieces) if piece.strip(_ASCII_SPACE)]
         else:
             keep = [i for i, piece in enumerate(pieces) if (rest := piece.strip(_ASCII_SPACE))
@@ -163,7 +171,10 @@ def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -
     else:
         keep, chosen = range(len(pieces)), pieces
     counts["units_considered"] += len(keep)
-    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen)))
+    # offsets are code points: byte lengths are those only for ASCII text
+    lengths = list(map(len, pieces if ascii_text else paragraph_pieces(text, rules.separator)[0]))
+    starts, ends = unit_bounds(lengths, trailing, len(rules.separator), keep)
+    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen))), starts, ends
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -172,6 +183,7 @@ class ExactMapShard(Shard):
     file_index: int = 0
     rules: UnitRules = field(default_factory=lambda: UnitRules("documents"))
     partitions: int = 1
+    skeleton: str = ""  # where the ids and sources of the file's documents go, for the attribute writer
 
 
 @counts_cpu
@@ -182,22 +194,33 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
                             "skipped_missing_key"), 0)
     digests: list[bytes] = []
     paras: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     lines: list[int] = []
     per_line: list[int] = []
+    skeleton: dict[str, list] = {"id": [], "source": [], "line": []}
     stats = ReadStats()
     for doc in read_documents(shard.input, "fail", stats):
-        indices, blob = hash_units(doc.raw, doc.text, rules, key_parts, counts)
+        skeleton["id"].append(doc.id)
+        skeleton["source"].append(doc.source)
+        skeleton["line"].append(doc.line)
+        indices, blob, unit_starts, unit_ends = hash_units(doc.raw, doc.text, rules, key_parts, counts)
         if blob:
             digests.append(blob)
             lines.append(doc.line)
             per_line.append(len(indices))
             paras.extend(indices)
+            starts.extend(unit_starts)
+            ends.extend(unit_ends)
+    skeleton["stats"] = stats.as_dict()
+    blob = orjson.dumps(skeleton)
+    write_segments(shard.skeleton, [np.frombuffer(blob, dtype=BYTES)], BYTES)
     pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
     records = np.empty(len(pairs), dtype=HASH_RECORD)
     records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
     records["ref"] = np.repeat(np.array(lines, dtype=np.uint64) | np.uint64(shard.file_index << LINE_BITS),
                                per_line)
-    records["para"] = paras
+    records["para"], records["start"], records["end"] = paras, starts, ends
     # Sorted by hash (stable: equal hashes stay in (ref, paragraph) order); the partition is a monotone
     # function of the hash, so the segments come out grouped and each is a sorted run for the reducer.
     records = records[np.argsort(records["h0"], kind="stable")]
@@ -224,7 +247,8 @@ def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
     if len(records) > 1:
         first[1:] = (records["h0"][1:] != records["h0"][:-1]) | (records["h1"][1:] != records["h1"][:-1])
     dups = np.empty(int((~first).sum()), dtype=DUP_RECORD)
-    dups["ref"], dups["para"] = records["ref"][~first], records["para"][~first]
+    for name in DUP_RECORD.names:
+        dups[name] = records[name][~first]
     file_of = (dups["ref"] >> np.uint64(LINE_BITS)).astype(np.int64)
     written = write_partitioned(shard.output, dups, file_of, shard.outputs, sort_order=("ref", "para"))
     return {"unique_units": int(first.sum()), "duplicate_units": len(dups), "intermediate_bytes": written["bytes"]}
@@ -234,40 +258,31 @@ def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
 class ExactWriteShard(Shard):
     file_index: int = 0
     reduce_files: list[str] = field(default_factory=list)
-    rules: UnitRules = field(default_factory=lambda: UnitRules("documents"))
+    skeleton: str = ""
     attribute_name: str = ""
 
 
 @counts_cpu
 def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
+    """Attribute rows from the map's skeleton (ids, sources) and the duplicates' spans: no document is
+    read again."""
+    skeleton = orjson.loads(read_segment_from_all([shard.skeleton], 0, BYTES).tobytes())
     dups = read_segment_from_all(shard.reduce_files, shard.file_index, DUP_RECORD)
     dups = dups[np.lexsort((dups["para"], dups["ref"]))]
     lines = (dups["ref"] & np.uint64((1 << LINE_BITS) - 1)).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if len(lines) else np.empty(0, dtype=np.int64)
-    paras = dups["para"].tolist()
-    bounds = [*starts.tolist(), len(lines)]
-    # line -> its flagged paragraph indices, ascending
-    flagged = {line: paras[a:b] for line, a, b in zip(lines[starts].tolist(), bounds[:-1], bounds[1:])}
-    stats = ReadStats()
+    cuts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if len(lines) else np.empty(0, dtype=np.int64)
+    spans = [[s, e, 1.0] for s, e in zip(dups["start"].tolist(), dups["end"].tolist())]
+    bounds = [*cuts.tolist(), len(lines)]
+    flagged = {line: spans[a:b] for line, a, b in zip(lines[cuts].tolist(), bounds[:-1], bounds[1:])}
     name = shard.attribute_name
-    flagged_docs = 0
 
     def rows() -> Iterator[bytes]:
-        nonlocal flagged_docs
-        for doc in read_documents(shard.input, "fail", stats):
-            spans: list[list] = []
-            paras = flagged.get(doc.line)
-            if paras:
-                flagged_docs += 1
-                if shard.rules.mode == "documents":
-                    spans = [[0, len(doc.text), 1.0]]
-                else:
-                    spans = paragraph_spans(doc.text, shard.rules.separator, paras)
-            row: dict[str, Any] = {"id": doc.id, "attributes": {name: spans}}
-            if doc.source is not None:
-                row["source"] = doc.source
+        for doc_id, source, line in zip(skeleton["id"], skeleton["source"], skeleton["line"]):
+            row: dict[str, Any] = {"id": doc_id, "attributes": {name: flagged.get(line, [])}}
+            if source is not None:
+                row["source"] = source
             yield orjson.dumps(row)
 
     with io.AtomicWriter(shard.output) as writer:
         write_rows(writer, rows())
-    return {**stats.as_dict(), "documents_with_duplicates": flagged_docs, "duplicate_units_flagged": len(dups)}
+    return {**skeleton["stats"], "documents_with_duplicates": len(flagged), "duplicate_units_flagged": len(dups)}

@@ -132,11 +132,14 @@ def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_e
     rules = exact.UnitRules("paragraphs", skip_empty=skip_empty)
     keys = ("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words", "skipped_missing_key")
     fast_counts, slow_counts = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
-    indices, digests = exact._hash_paragraph_bytes(text, rules, fast_counts)
+    indices, digests, starts, ends = exact._hash_paragraph_bytes(text, rules, fast_counts)
     pieces, _ = exact.paragraph_pieces(text, "\n")
     keep = exact.eligible_indices(pieces, rules, slow_counts)
     assert list(indices) == list(keep) and fast_counts == slow_counts
     assert digests == b"".join(exact._HASH16(pieces[i].encode()).digest() for i in keep)
+    # spans in code points, separator included: cutting them all out leaves only the skipped pieces
+    assert [text[s:e].rstrip("\n") for s, e in zip(starts, ends)] == [pieces[i] for i in keep]
+    assert all(text[e - 1] == "\n" for s, e in zip(starts, ends) if e < len(text))
 
 
 def test_a_missing_dedupe_block_is_a_config_error(small):
@@ -156,7 +159,7 @@ def test_reduce_handles_a_64_bit_hash_prefix_collision(tmp_path):
         return str(tmp_path / name)
 
     a, b, c = 1 << 32 | 1, 1 << 32 | 2, 2 << 32 | 1  # (file 1, line 1), (file 1, line 2), (file 2, line 1)
-    inputs = [map_file("m0.bin", [(5, 1, a, 0), (5, 2, b, 0)]), map_file("m1.bin", [(5, 1, c, 0)])]
+    inputs = [map_file("m0.bin", [(5, 1, a, 0, 0, 1), (5, 2, b, 0, 0, 1)]), map_file("m1.bin", [(5, 1, c, 0, 0, 1)])]
     out = str(tmp_path / "r.bin")
     stats = exact.exact_reduce(ReduceShard(input="p0", output=out, fingerprint="x", partition=0, inputs=inputs,
                                            outputs=3))
