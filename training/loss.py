@@ -104,7 +104,10 @@ class _FusedLinearCE(torch.autograd.Function):
         _g_z: torch.Tensor,
     ) -> tuple[torch.Tensor | None, ...]:
         grad_h, grad_w = ctx.saved_tensors
-        return grad_h * g_total.to(grad_h.dtype), (grad_w * g_total).to(ctx.w_dtype), None, None, None, None, None
+        # In place: these buffers belong to this call alone (backward runs once; no retain_graph use).
+        grad_h.mul_(g_total.to(grad_h.dtype))
+        grad_w.mul_(g_total)
+        return grad_h, grad_w.to(ctx.w_dtype), None, None, None, None, None
 
 
 def fused_linear_cross_entropy(

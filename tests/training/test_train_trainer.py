@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from training.trainer import Trainer, build_trainer
 
@@ -67,3 +68,14 @@ def test_gradient_accumulation_matches_one_big_micro_batch(make_config, tmp_path
     acc = fit(make_config(trainer={"max_steps": 3, "micro_batch_size": 2},
                           checkpoint={"save_folder": str(tmp_path / "b")}))
     assert acc.losses == pytest.approx(one.losses, abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_cuda_bf16_training_decreases_loss_and_resumes_exactly(make_config, tmp_path) -> None:
+    common = {"device": "cuda", "precision": "bf16", "max_steps": 8}
+    full = fit(make_config(trainer=common, checkpoint={"save_folder": str(tmp_path / "full")}))
+    assert full.losses[-1] < full.losses[0]
+    fit(make_config(trainer={**common, "stop_at": 4}, checkpoint={"save_folder": str(tmp_path / "part")}))
+    resumed = fit(make_config(trainer=common, checkpoint={"save_folder": str(tmp_path / "part")}))
+    assert resumed.losses == pytest.approx(full.losses[4:], abs=1e-3)
