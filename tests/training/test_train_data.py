@@ -96,3 +96,34 @@ def test_eval_loader_splits_evenly_in_file_order(tmp_path: Path) -> None:
     firsts = sorted(int(b[0]) for p in parts for batch in p for b in batch)
     assert firsts == [i * 10 for i in range(9)]
     assert len(list(EvalLoader(ds, 2, max_batches=1))) == 1
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="tokens")
+    yield client
+    server.stop()
+
+
+def test_remote_token_files_read_like_local_ones(tmp_path: Path, s3_bucket) -> None:
+    local = dataset(tmp_path, [35, 20])
+    for i, f in enumerate(local.files):
+        s3_bucket.put_object(Bucket="tokens", Key=f"run/part-{i:05d}.npy", Body=Path(f.path).read_bytes())
+    s3_bucket.put_object(Bucket="tokens", Key="run/other.txt", Body=b"x")
+    remote = TokenDataset([SourceConfig("a", ["s3://tokens/run/part-*.npy"])], 10, "uint16", 70000)
+    assert [f.path for f in remote.files] == ["s3://tokens/run/part-00000.npy", "s3://tokens/run/part-00001.npy"]
+    assert len(remote) == len(local) == 5
+    tokens_r, _ = remote.batch(np.arange(5))
+    tokens_l, _ = local.batch(np.arange(5))
+    assert np.array_equal(tokens_r, tokens_l)
