@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from hashlib import blake2b as _blake2b
-from itertools import accumulate
 from operator import methodcaller
 from typing import Any
 
@@ -82,15 +81,25 @@ def paragraph_pieces(text: str, separator: str) -> tuple[list[str], bool]:
     return pieces, False
 
 
-def unit_bounds(lengths: list[int], trailing: bool, sep_len: int, keep: list[int] | range) -> tuple[list, list]:
-    """(starts, ends) in code points of the kept paragraphs, from the lengths of all of them; a span
-    includes its separator, so removing it removes the whole line."""
-    before = list(accumulate(lengths, initial=0))
-    starts = [before[i] + i * sep_len for i in keep]
-    ends = [before[i + 1] + (i + 1) * sep_len for i in keep]
-    if keep and keep[-1] == len(lengths) - 1 and not trailing:  # the last paragraph has no separator
-        ends[-1] -= sep_len
-    return starts, ends
+def unit_spans(lengths: list[int], pieces_per_doc: list[int], trailing: list[bool], kept: list[int],
+               kept_per_doc: list[int], sep_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) in code points of the kept pieces of many documents, vectorised.
+
+    `lengths` are the code point lengths of every piece of every document in turn; `kept` the kept
+    pieces' indices within their document, `kept_per_doc` how many each document keeps. A span includes
+    its separator (removing it removes the whole line), except for a last piece with none after it.
+    """
+    lengths_arr = np.asarray(lengths, dtype=np.int64)
+    counts = np.asarray(pieces_per_doc, dtype=np.int64)
+    first = np.cumsum(counts) - counts  # index of each document's first piece
+    doc_of_piece = np.repeat(np.arange(len(counts)), counts)
+    before = np.cumsum(lengths_arr) - lengths_arr
+    index_in_doc = np.arange(len(lengths_arr)) - first[doc_of_piece]
+    starts = before - before[first][doc_of_piece] + index_in_doc * sep_len
+    ends = starts + lengths_arr + sep_len
+    ends[(first + counts - 1)[~np.asarray(trailing, dtype=bool)]] -= sep_len
+    chosen = first[np.repeat(np.arange(len(counts)), kept_per_doc)] + np.asarray(kept, dtype=np.int64)
+    return starts[chosen], ends[chosen]
 
 
 def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]) -> list[int] | range:
@@ -118,32 +127,32 @@ def eligible_indices(pieces: list[str], rules: UnitRules, counts: dict[str, int]
     return keep
 
 
-Units = tuple[list[int] | range, bytes, list[int], list[int]]  # indices, digests, starts, ends
+Units = tuple[list[int] | range, bytes, list[int], bool]  # kept indices, digests, piece lengths, trailing
 
 
 def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str], counts: dict[str, int]) -> Units:
-    """(indices, 16-byte digests concatenated, starts, ends) of the eligible units of one document."""
+    """(kept indices, their 16-byte digests concatenated, the code point lengths of all the pieces, whether
+    the text ends with a separator) for the eligible units of one document."""
     if rules.mode == "documents":
         value = extract_key(raw, key_parts)
         if value is None:
             counts["skipped_missing_key"] += 1
-            return [], b"", [], []
+            return [], b"", [], False
         blob = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         if rules.skip_empty and not blob.strip():
             counts["skipped_empty"] += 1
-            return [], b"", [], []
+            return [], b"", [], False
         # min_length / min_words look at the document text: the key may be a URL that has no words.
         text_rules = UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words)
         if eligible_indices([text], text_rules, counts):
-            return [0], _HASH16(blob.encode("utf-8", "surrogatepass")).digest(), [0], [len(text)]
-        return [], b"", [], []
+            return [0], _HASH16(blob.encode("utf-8", "surrogatepass")).digest(), [len(text)], False
+        return [], b"", [], False
     if not (rules.min_length or rules.min_words):
         return _hash_paragraph_bytes(text, rules, counts)
     pieces, trailing = paragraph_pieces(text, rules.separator)
     keep = eligible_indices(pieces, rules, counts)
-    starts, ends = unit_bounds(list(map(len, pieces)), trailing, len(rules.separator), keep)
     digests = b"".join(map(_DIGEST, map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep])))
-    return keep, digests, starts, ends
+    return keep, digests, list(map(len, pieces)), trailing
 
 
 _HASH16 = partial(_blake2b, digest_size=16)
@@ -173,8 +182,7 @@ def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -
     counts["units_considered"] += len(keep)
     # offsets are code points: byte lengths are those only for ASCII text
     lengths = list(map(len, pieces if ascii_text else paragraph_pieces(text, rules.separator)[0]))
-    starts, ends = unit_bounds(lengths, trailing, len(rules.separator), keep)
-    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen))), starts, ends
+    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen))), lengths, trailing
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -194,8 +202,9 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
                             "skipped_missing_key"), 0)
     digests: list[bytes] = []
     paras: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    lengths: list[int] = []
+    pieces_per_doc: list[int] = []
+    trailing: list[bool] = []
     lines: list[int] = []
     per_line: list[int] = []
     skeleton: dict[str, list] = {"id": [], "source": [], "line": []}
@@ -204,14 +213,15 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
         skeleton["id"].append(doc.id)
         skeleton["source"].append(doc.source)
         skeleton["line"].append(doc.line)
-        indices, blob, unit_starts, unit_ends = hash_units(doc.raw, doc.text, rules, key_parts, counts)
+        indices, blob, doc_lengths, doc_trailing = hash_units(doc.raw, doc.text, rules, key_parts, counts)
         if blob:
             digests.append(blob)
             lines.append(doc.line)
             per_line.append(len(indices))
             paras.extend(indices)
-            starts.extend(unit_starts)
-            ends.extend(unit_ends)
+            lengths.extend(doc_lengths)
+            pieces_per_doc.append(len(doc_lengths))
+            trailing.append(doc_trailing)
     skeleton["stats"] = stats.as_dict()
     blob = orjson.dumps(skeleton)
     write_segments(shard.skeleton, [np.frombuffer(blob, dtype=BYTES)], BYTES)
@@ -220,7 +230,9 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     records["h0"], records["h1"] = pairs[:, 0], pairs[:, 1]
     records["ref"] = np.repeat(np.array(lines, dtype=np.uint64) | np.uint64(shard.file_index << LINE_BITS),
                                per_line)
-    records["para"], records["start"], records["end"] = paras, starts, ends
+    records["para"] = paras
+    sep_len = len(rules.separator) if rules.mode == "paragraphs" else 0
+    records["start"], records["end"] = unit_spans(lengths, pieces_per_doc, trailing, paras, per_line, sep_len)
     # Sorted by hash (stable: equal hashes stay in (ref, paragraph) order); the partition is a monotone
     # function of the hash, so the segments come out grouped and each is a sorted run for the reducer.
     records = records[np.argsort(records["h0"], kind="stable")]

@@ -132,7 +132,9 @@ def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_e
     rules = exact.UnitRules("paragraphs", skip_empty=skip_empty)
     keys = ("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words", "skipped_missing_key")
     fast_counts, slow_counts = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
-    indices, digests, starts, ends = exact._hash_paragraph_bytes(text, rules, fast_counts)
+    indices, digests, lengths, trailing = exact._hash_paragraph_bytes(text, rules, fast_counts)
+    starts, ends = exact.unit_spans(lengths, [len(lengths)], [trailing], list(indices), [len(indices)], 1)
+    starts, ends = starts.tolist(), ends.tolist()
     pieces, _ = exact.paragraph_pieces(text, "\n")
     keep = exact.eligible_indices(pieces, rules, slow_counts)
     assert list(indices) == list(keep) and fast_counts == slow_counts
