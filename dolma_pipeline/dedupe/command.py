@@ -166,6 +166,6 @@ def run(config: DedupeConfig) -> int:
     if not config.keep_work_dir and not io.is_remote(plan.work_dir):
         shutil.rmtree(plan.work_dir, ignore_errors=True)
     print(final.render(f"dolma dedupe ({config.dedupe.mode})"), file=sys.stdout)
-    interesting = {k: v for k, v in final.extra.items() if not k.endswith("cpu_seconds")}
+    interesting = {k: v for k, v in final.extra.items() if not k.endswith("cpu_seconds") and k != "digest_in"}
     print("  " + ", ".join(f"{k}={v}" for k, v in sorted(interesting.items())))
     return 0
