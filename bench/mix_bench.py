@@ -17,6 +17,8 @@ import glob
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -172,6 +174,43 @@ def diff(root: str, ours: dict[str, str], theirs: dict[str, str]) -> dict:
             "examples": sorted(only_ours | only_theirs | changed)[:5]}
 
 
+class WarmRay:
+    """A `ray start --head` of our own (never `ray stop`: that would kill every Ray on the host)."""
+
+    def __init__(self, processes: int):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp = f"/tmp/mixbench-ray-{self.port}"
+        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+        ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+        self.proc = subprocess.Popen([ray_cli, "start", "--head", "--port", str(self.port), "--num-cpus",
+                                      str(processes), "--block", "--include-dashboard=false",
+                                      f"--temp-dir={self.temp}", "--node-ip-address=127.0.0.1"],
+                                     env=self.env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        probe = f"import ray; ray.init(address='{self.address}', logging_level='ERROR'); print('up')"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            out = subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True, text=True)
+            if out.returncode == 0 and "up" in out.stdout:
+                return
+            time.sleep(2)
+        self.close()
+        raise SystemExit("could not start a Ray head for --warm-ray")
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------------------ Dolma's traps
 TRAP_DOCS = [  # (id, text, attributes); one attribute file, set "t"
     ("int_vs_float", "a document whose flag is the float 1.0", {"t__x__flag": [[0, 10, 1.0]]}),
@@ -246,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--skip-jsonpath", action="store_true", help="skip the (slow) JSONPath runs")
     parser.add_argument("--traps-only", action="store_true", help="only run the Dolma-bug cases")
+    parser.add_argument("--warm-ray", action="store_true",
+                        help="also time ours on a Ray cluster started once beforehand (as with --ray_address)")
     parser.add_argument("--single", action="store_true", help="also time both tools on one process")
     parser.add_argument("--gzip-level", type=int, default=None,
                         help="also time ours with this gzip level (both tools default to 6)")
@@ -271,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         runs += [("dolma jq 1 proc", "peer", "jq", False, 1), ("ours jq 1 proc", "ours", "jq", False, 1),
                  ("dolma jsonpath 1 proc", "peer", "jsonpath", False, 1),
                  ("ours jsonpath 1 proc", "ours", "jsonpath", False, 1)]
+    if args.warm_ray:  # ours on an already running Ray cluster (`ray_address`): no start-up in the timing
+        runs += [("ours jq warm ray", "ours", "jq", False, n), ("ours jsonpath warm ray", "ours", "jsonpath", False, n)]
     runs = [r for r in runs if (r[1] == "ours" or peer) and not (args.skip_jsonpath and r[2] == "jsonpath")]
+    warm = WarmRay(n) if args.warm_ray else None
     best: dict[str, float] = {}
     for _ in range(args.repeat):  # interleaved, so that load on a shared machine hits every tool alike
         for label, who, syntax, typed, procs in runs:
@@ -285,11 +329,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
             cmd = [args.dolma, "-c", config_path, "mix"] if who == "peer" else [
                 sys.executable, "-m", "dolma_pipeline.cli", "-c", config_path, "mix"] + (["--debug"] if procs == 1 else [])
-            seconds = run(cmd, env)
+            seconds = run(cmd, {**env, "RAY_ADDRESS": warm.address} if "warm ray" in label else env)
             best[label] = min(best.get(label, seconds), seconds)
             results[label] = {"seconds": round(best[label], 2), "docs_per_s": round(docs / best[label], 1),
                               "out": out, "output_bytes": sum(os.path.getsize(p) for p in glob.glob(f"{out}/*.gz"))}
             print(f"{label:<22} {docs:>8,} docs in {seconds:6.2f}s = {docs / seconds:9,.0f} docs/s", flush=True)
+    if warm is not None:
+        warm.close()
     print("best of each:")
     for label, r in results.items():
         print(f"  {label:<22} {r['docs_per_s']:9,.0f} docs/s  ({r['output_bytes'] / 1e6:.1f} MB written)")
@@ -297,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     if peer:
         for ours, theirs in (("ours jq", "dolma jq"), ("ours jsonpath", "dolma jsonpath"), ("ours jq", "dolma jsonpath"),
                              ("ours typed rules", "dolma jq"), ("ours jq 1 proc", "dolma jq 1 proc"),
-                             ("ours jsonpath 1 proc", "dolma jsonpath 1 proc")):
+                             ("ours jsonpath 1 proc", "dolma jsonpath 1 proc"), ("ours jq warm ray", "dolma jq"),
+                             ("ours jsonpath warm ray", "dolma jsonpath")):
             if ours not in results or theirs not in results:
                 continue
             ratio = results[ours]["docs_per_s"] / results[theirs]["docs_per_s"]
