@@ -13,10 +13,14 @@ labels whose log-probability falls below log(1e-5) are not reported (here: proba
 
 from __future__ import annotations
 
+import logging
 import re
+import struct
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "__label__"
 EOS = "</s>"
@@ -68,7 +72,7 @@ def huffman_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
 class CachedWordClassifier:
     """All-label probabilities of a hierarchical-softmax fastText classifier, with per-word caching."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, path: str | None = None):
         self.model = model
         labels, counts = model.get_labels(include_freq=True)
         self.labels = [label[len(LABEL_PREFIX):] if label.startswith(LABEL_PREFIX) else label for label in labels]
@@ -76,61 +80,73 @@ class CachedWordClassifier:
         self.internal_nodes = output[: max(len(self.labels) - 1, 1)]
         self.right, self.left = huffman_paths([int(c) for c in counts])
         self.dim = output.shape[1]
+        self.ngrams = None
+        if path is not None:
+            from taggers.fasttext_ngrams import NgramModel
+
+            try:
+                self.ngrams = NgramModel(path)
+            except (ValueError, OSError, struct.error) as e:  # other formats: fastText's per-word calls
+                log.info("fastText model %s: per-word subwords (%s)", path, e)
         self._reset_cache()
 
     def _reset_cache(self) -> None:
         self.index: dict[str, int] = {}
         self.sums = np.zeros((1024, self.dim), dtype=np.float64)
         self.sizes = np.zeros(1024, dtype=np.float64)
-        self.eos = self._add(EOS)
+        self._add_many([EOS])
+        self.eos = self.index[EOS]
 
-    def _add(self, word: str) -> int:
-        ids = self.model.get_subwords(word, on_unicode_error="replace")[1]
-        row = len(self.index)
-        if row == len(self.sizes):
-            self.sums = np.concatenate([self.sums, np.zeros_like(self.sums)])
-            self.sizes = np.concatenate([self.sizes, np.zeros_like(self.sizes)])
-        if len(ids):
-            vector = np.asarray(self.model.get_word_vector(word), dtype=np.float64)
-            self.sums[row] = vector * len(ids)
-            self.sizes[row] = len(ids)
-        self.index[word] = row
-        return row
+    def _word_sums(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self.ngrams is not None:
+            return self.ngrams.word_sums(words)
+        sums, sizes = np.zeros((len(words), self.dim)), np.zeros(len(words))
+        for i, word in enumerate(words):
+            ids = self.model.get_subwords(word, on_unicode_error="replace")[1]
+            if len(ids):
+                sums[i] = np.asarray(self.model.get_word_vector(word), dtype=np.float64) * len(ids)
+                sizes[i] = len(ids)
+        return sums, sizes
 
-    def _rows(self, text: str) -> list[int]:
+    def _add_many(self, words: list[str]) -> None:
+        """Cache (sum of input rows, number of rows) of new distinct words."""
+        first = len(self.index)
+        needed = first + len(words)
+        if needed > len(self.sizes):
+            capacity = max(needed, 2 * len(self.sizes))
+            self.sums = np.concatenate([self.sums, np.zeros((capacity - len(self.sums), self.dim))])
+            self.sizes = np.concatenate([self.sizes, np.zeros(capacity - len(self.sizes))])
+        sums, sizes = self._word_sums(words)
+        self.sums[first:needed] = sums
+        self.sizes[first:needed] = sizes
+        self.index.update(zip(words, range(first, needed)))
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
         if not text.isascii():
             # fastText reads UTF-8: lone surrogates cannot be encoded, replace them as fastText's input would.
             text = text.encode("utf-8", "replace").decode("utf-8")
         if "\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text or "\x00" in text or "\n" in text:
-            words = list(filter(None, _FASTTEXT_SPACE.split(text)))
-        else:
-            words = list(filter(None, text.split(" ")))
-        rows = list(map(self.index.get, words))
-        if None not in rows:  # the common case once the cache is warm: no per-word Python loop
-            rows.append(self.eos)
-            return rows
-        for i, row in enumerate(rows):
-            if row is None:
-                # A word may repeat among the new ones: look it up again before adding.
-                rows[i] = self.index.get(words[i])
-                if rows[i] is None:
-                    rows[i] = self._add(words[i])
-        rows.append(self.eos)
-        return rows
+            return list(filter(None, _FASTTEXT_SPACE.split(text)))
+        return list(filter(None, text.split(" ")))
 
     def predict_all(self, texts: list[str]) -> np.ndarray:
         """[text, label] probabilities, 0 where fastText would not report the label."""
         if len(self.index) > CACHE_LIMIT:
             self._reset_cache()
-        all_rows: list[int] = []
-        starts: list[int] = []
-        for text in texts:
-            starts.append(len(all_rows))
-            all_rows.extend(self._rows(text))
-        rows = np.asarray(all_rows, dtype=np.int64)
-        offsets = np.asarray(starts, dtype=np.int64)
-        sums = np.add.reduceat(self.sums[rows], offsets, axis=0)
-        sizes = np.add.reduceat(self.sizes[rows], offsets)
+        words_per_text = [self._words(text) for text in texts]
+        flat = [word for words in words_per_text for word in words]
+        rows = list(map(self.index.get, flat))
+        if None in rows:
+            self._add_many(list(dict.fromkeys(w for w, row in zip(flat, rows) if row is None)))
+            rows = list(map(self.index.get, flat))
+        lengths = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
+        ends = np.cumsum(lengths)
+        # every line ends with fastText's end-of-sentence token, so no segment is empty
+        with_eos = np.insert(np.asarray(rows, dtype=np.int64), ends, self.eos)
+        offsets = ends - lengths + np.arange(len(texts))
+        sums = np.add.reduceat(self.sums[with_eos], offsets, axis=0)
+        sizes = np.add.reduceat(self.sizes[with_eos], offsets)
         hidden = sums / np.maximum(sizes, 1.0)[:, None]
         f = 1.0 / (1.0 + np.exp(-(hidden @ self.internal_nodes.T)))
         log_p = np.log(f + _LOG_EPSILON) @ self.right.T + np.log(1.0 - f + _LOG_EPSILON) @ self.left.T

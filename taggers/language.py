@@ -89,8 +89,9 @@ class FastTextLanguageTagger(Tagger):
 
         from taggers.fasttext_lid import LABEL_PREFIX, CachedWordClassifier, supports_fast_path
 
-        self.model = _FastText(local_model_path(self.model_path))
-        self.classifier = CachedWordClassifier(self.model) if supports_fast_path(self.model) else None
+        path = local_model_path(self.model_path)
+        self.model = _FastText(path)
+        self.classifier = CachedWordClassifier(self.model, path) if supports_fast_path(self.model) else None
         labels = self.model.get_labels()
         self.labels = [label[len(LABEL_PREFIX):] if label.startswith(LABEL_PREFIX) else label for label in labels]
         self.label_index = {label: i for i, label in enumerate(self.labels)}

@@ -83,3 +83,17 @@ def test_model_path_option(tmp_path):
         EnglishDocument(model_path=str(tmp_path / "missing.bin")).setup()
     with pytest.raises(ConfigError, match="unknown option"):
         EnglishParagraphWithDocScore(modle_path="typo")
+
+
+def test_vectorised_ngrams_equal_fasttext_subwords(tagger_factory):
+    from taggers.fasttext_ngrams import NgramModel
+
+    model = tagger_factory("ft_lang_id_doc_v1").model
+    ngrams = NgramModel(asset_path("lid.176.ftz"))
+    words = ["the", "</s>", "naïve", "東京都", "😀x", "a", "", "x" * 40, "données", "ab\udc80".encode("utf-8", "replace").decode()]
+    sums, sizes = ngrams.word_sums(words)
+    for i, word in enumerate(words):
+        ids = model.get_subwords(word)[1]
+        assert sizes[i] == len(ids), word
+        expected = np.asarray(model.get_word_vector(word), dtype=np.float64) * len(ids)
+        assert sums[i] == pytest.approx(expected, abs=1e-4), word
