@@ -3,9 +3,10 @@
 fastText's own `predict` spends ~0.5 ms per KB of text re-deriving the character n-grams of every word
 and looking them up one by one. For a supervised model without word n-grams (lid.176's settings) the
 hidden vector is just the mean of the input rows of all the line's words and their n-grams, so each word
-contributes a fixed (sum of rows, number of rows) pair. Those pairs are taken from fastText itself
-(`get_word_vector` x `len(get_subwords)`) once per distinct word and cached; a batch then costs one dict
-lookup per word plus a few numpy operations. The output layer is fastText's Huffman tree, rebuilt from the
+contributes a fixed (sum of rows, number of rows) pair, computed once per distinct word and cached: the
+words a batch sees for the first time get theirs all at once from `fasttext_ngrams` (fastText's n-gram
+hashing vectorised over the model file; for other model formats, `get_word_vector` x `len(get_subwords)`),
+so a batch costs one dict lookup per word plus a few numpy operations. The output layer is fastText's Huffman tree, rebuilt from the
 label counts exactly as fastText builds it, evaluated for all labels at once. Probabilities agree with
 `model.predict(text, k=-1)` to float rounding (fastText sums in float32); like fastText with threshold 0,
 labels whose log-probability falls below log(1e-5) are not reported (here: probability 0).
