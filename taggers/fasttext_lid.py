@@ -29,7 +29,7 @@ EOS = "</s>"
 _FASTTEXT_SPACE = re.compile("[ \n\r\t\v\f\x00]+")
 # A floor of fastText's `std_log`: log(x + 1e-5).
 _LOG_EPSILON = 1e-5
-CACHE_LIMIT = 500_000
+CACHE_LIMIT = 1_000_000  # words; ~70 MB of vectors plus the dict
 
 
 def supports_fast_path(model: Any) -> bool:
@@ -91,12 +91,24 @@ class CachedWordClassifier:
                 log.info("fastText model %s: per-word subwords (%s)", path, e)
         self._reset_cache()
 
-    def _reset_cache(self) -> None:
+    def _reset_cache(self, keep: list[str] | None = None) -> None:
+        old_index, old_sums, old_sizes = getattr(self, "index", {}), getattr(self, "sums", None), \
+            getattr(self, "sizes", None)
         self.index: dict[str, int] = {}
-        self.sums = np.zeros((1024, self.dim), dtype=np.float64)
-        self.sizes = np.zeros(1024, dtype=np.float64)
+        self.sums = np.zeros((1024, self.dim), dtype=np.float32)
+        self.sizes = np.zeros(1024, dtype=np.float32)
+        self.hits = np.zeros(1024, dtype=np.int64)
         self._add_many([EOS])
         self.eos = self.index[EOS]
+        if keep and old_sums is not None:
+            rows = np.fromiter((old_index[w] for w in keep), dtype=np.int64, count=len(keep))
+            self._store(keep, old_sums[rows], old_sizes[rows])
+
+    def _evict(self) -> None:
+        """Keep the words used more than once since they were cached (the Zipf head), drop the rest."""
+        used = self.hits[: len(self.index)]
+        keep = [w for w, row in self.index.items() if used[row] > 1 and w != EOS]
+        self._reset_cache(keep)
 
     def _word_sums(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if self.ngrams is not None:
@@ -111,13 +123,17 @@ class CachedWordClassifier:
 
     def _add_many(self, words: list[str]) -> None:
         """Cache (sum of input rows, number of rows) of new distinct words."""
+        sums, sizes = self._word_sums(words)
+        self._store(words, sums, sizes)
+
+    def _store(self, words: list[str], sums: np.ndarray, sizes: np.ndarray) -> None:
         first = len(self.index)
         needed = first + len(words)
         if needed > len(self.sizes):
-            capacity = max(needed, 2 * len(self.sizes))
-            self.sums = np.concatenate([self.sums, np.zeros((capacity - len(self.sums), self.dim))])
-            self.sizes = np.concatenate([self.sizes, np.zeros(capacity - len(self.sizes))])
-        sums, sizes = self._word_sums(words)
+            grow = max(needed, 2 * len(self.sizes)) - len(self.sizes)
+            self.sums = np.concatenate([self.sums, np.zeros((grow, self.dim), dtype=np.float32)])
+            self.sizes = np.concatenate([self.sizes, np.zeros(grow, dtype=np.float32)])
+            self.hits = np.concatenate([self.hits, np.zeros(grow, dtype=np.int64)])
         self.sums[first:needed] = sums
         self.sizes[first:needed] = sizes
         self.index.update(zip(words, range(first, needed)))
@@ -134,7 +150,7 @@ class CachedWordClassifier:
     def predict_all(self, texts: list[str]) -> np.ndarray:
         """[text, label] probabilities, 0 where fastText would not report the label."""
         if len(self.index) > CACHE_LIMIT:
-            self._reset_cache()
+            self._evict()
         words_per_text = [self._words(text) for text in texts]
         flat = [word for words in words_per_text for word in words]
         rows = list(map(self.index.get, flat))
@@ -145,9 +161,10 @@ class CachedWordClassifier:
         ends = np.cumsum(lengths)
         # every line ends with fastText's end-of-sentence token, so no segment is empty
         with_eos = np.insert(np.asarray(rows, dtype=np.int64), ends, self.eos)
+        self.hits[: len(self.index)] += np.bincount(with_eos, minlength=len(self.index))
         offsets = ends - lengths + np.arange(len(texts))
-        sums = np.add.reduceat(self.sums[with_eos], offsets, axis=0)
-        sizes = np.add.reduceat(self.sizes[with_eos], offsets)
+        sums = np.add.reduceat(self.sums[with_eos].astype(np.float64), offsets, axis=0)
+        sizes = np.add.reduceat(self.sizes[with_eos].astype(np.float64), offsets)
         hidden = sums / np.maximum(sizes, 1.0)[:, None]
         f = 1.0 / (1.0 + np.exp(-(hidden @ self.internal_nodes.T)))
         log_p = np.log(f + _LOG_EPSILON) @ self.right.T + np.log(1.0 - f + _LOG_EPSILON) @ self.left.T

@@ -97,3 +97,18 @@ def test_vectorised_ngrams_equal_fasttext_subwords(tagger_factory):
         assert sizes[i] == len(ids), word
         expected = np.asarray(model.get_word_vector(word), dtype=np.float64) * len(ids)
         assert sums[i] == pytest.approx(expected, abs=1e-4), word
+
+
+def test_cache_eviction_keeps_predictions(tagger_factory, monkeypatch):
+    import taggers.fasttext_lid as lid
+
+    tagger = tagger_factory("ft_lang_id_doc_v1")
+    classifier = lid.CachedWordClassifier(tagger.model, asset_path("lid.176.ftz"))
+    texts = [ENGLISH, FRENCH, ENGLISH + " " + FRENCH, "", "zzq yyx " * 20]
+    before = classifier.predict_all(texts)
+    monkeypatch.setattr(lid, "CACHE_LIMIT", 5)
+    classifier.predict_all(texts)  # words used twice survive the next eviction
+    after = classifier.predict_all(texts)
+    assert len(classifier.index) < 200
+    assert after == pytest.approx(before, abs=1e-9)
+    assert classifier.predict_all([]).shape == (0, len(classifier.labels))
