@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 
@@ -171,3 +172,37 @@ def test_without_the_exact_check_identical_copies_still_cluster(near_dup_corpus,
         assert results[doc_id][1] == results[base][1] and results[doc_id][2] >= 2
     work = near_dup_corpus / "dedupe_work" / "minhash"
     assert (work / "sign").is_dir() and not (work / "shingles").exists()  # no shingle sets without the check
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_to_the_same_bytes(tmp_path, near_dup_docs):
+    """SIGKILL a real `dolma dedupe` once its first stage has finished a file, rerun, compare."""
+    import signal
+    import time
+
+    from dolma_pipeline.dedupe.synthetic import write_corpus
+
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    for root in (killed, clean):
+        write_corpus(str(root), near_dup_docs, files=8)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    argv = ["-c", CONFIG, "dedupe", "--debug"]
+    proc = subprocess.Popen([*DOLMA, *argv, "--documents", str(killed / "documents")], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = killed / "dedupe_work" / "minhash" / "sign" / ".000000.bin.done.json"
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert not (killed / "attributes" / "minhash" / "dolma_dedupe.summary.json").exists()
+    logs = {}
+    for root in (killed, clean):
+        done = subprocess.run([*DOLMA, *argv, "--documents", str(root / "documents")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        logs[root] = done.stderr
+    assert re.search(r"stage sign: 8 shards \([1-9]\d* already done\)", logs[killed])  # resumed, not redone
+    assert read_attributes(killed, "minhash") == read_attributes(clean, "minhash")
