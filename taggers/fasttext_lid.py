@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -152,16 +153,17 @@ class CachedWordClassifier:
         if len(self.index) > CACHE_LIMIT:
             self._evict()
         words_per_text = [self._words(text) for text in texts]
-        flat = [word for words in words_per_text for word in words]
-        rows = list(map(self.index.get, flat))
+        rows = list(map(self.index.get, chain.from_iterable(words_per_text)))
         if None in rows:
+            flat = list(chain.from_iterable(words_per_text))
             self._add_many(list(dict.fromkeys(w for w, row in zip(flat, rows) if row is None)))
             rows = list(map(self.index.get, flat))
         lengths = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
         ends = np.cumsum(lengths)
         # every line ends with fastText's end-of-sentence token, so no segment is empty
         with_eos = np.insert(np.asarray(rows, dtype=np.int64), ends, self.eos)
-        self.hits[: len(self.index)] += np.bincount(with_eos, minlength=len(self.index))
+        counts = np.bincount(with_eos)
+        self.hits[: len(counts)] += counts
         offsets = ends - lengths + np.arange(len(texts))
         sums = np.add.reduceat(self.sums[with_eos].astype(np.float64), offsets, axis=0)
         sizes = np.add.reduceat(self.sizes[with_eos].astype(np.float64), offsets)
