@@ -175,4 +175,7 @@ def main(argv: list[str], config_file: str | None = None) -> int:
     start = time.perf_counter()
     ran = run_pipeline(config, args.only, args.force)
     print(f"[pipeline] finished in {time.perf_counter() - start:.1f}s; ran: {', '.join(ran) or 'nothing'}")
+    for stage in config.stages:
+        if stage.command == "report":
+            print(f"[pipeline] report: {os.path.join(stage.output, 'index.html')}")
     return 0
