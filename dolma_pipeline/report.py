@@ -30,7 +30,7 @@ PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 class Config:
     workdir: str = ""
     output: str | None = None
-    max_score_plots: int = 16
+    max_score_plots: int = 24
 
 
 @dataclass
@@ -209,7 +209,9 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
                    [v for _, v in items], ylabel="documents")
         sections.append(("Languages", f'<img src="{img}">'))
 
-    score_keys = [k for k in sorted(scan.doc_scores) if len(set(scan.doc_scores[k])) > 1][:max_score_plots]
+    # Per-language scores of ft_lang_id_doc_v1 have their own plot above; show the taggers' other scores.
+    score_keys = [k for k in sorted(scan.doc_scores) if len(set(scan.doc_scores[k])) > 1
+                  and not re.search(r"ft_lang_id_doc_v\d+__", k)][:max_score_plots]
     if score_keys:
         plt = _plt()
         cols = 4
@@ -236,7 +238,8 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
             if key.endswith(pii_type):
                 pii[f"{key.split('__')[1]}: {pii_type}"] += n
     for key, n in replaced.items():
-        pii[f"masked in mix: {key}"] += n
+        if key in PII_TYPES:
+            pii[f"masked in mix: {key}"] += n
     if pii:
         items = sorted(pii.items())
         img = _bar(out_dir, "pii.png", "PII spans by type", [k for k, _ in items], [v for _, v in items],

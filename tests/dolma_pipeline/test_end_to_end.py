@@ -6,6 +6,8 @@ import glob
 import gzip
 import json
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -74,6 +76,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     report = (tmp_path / "report" / "index.html").read_text()
     for image in ("waterfall.png", "drops.png", "languages.png", "scores.png", "pii.png", "loss.png"):
         assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
+    _screenshot_in_headless_chromium(tmp_path / "report")
 
     chain = {record.stage for record in trace(str(tmp_path / "train"))}
     assert {"train", "tokenize_train", "tokenize_eval", "mix", "tag", "dedupe_paragraphs",
@@ -84,3 +87,17 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert run_pipeline(load_pipeline(config_file)) == []
     changed = _pipeline_file(tmp_path, min_text_length=400)
     assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[3:]
+
+
+def _screenshot_in_headless_chromium(report_dir) -> None:
+    """Render the report offline in headless Chromium (where installed) and check a real page came out."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return
+    shot = report_dir / "screenshot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={report_dir / 'chromium-profile'}", "--window-size=1200,3800",
+                    f"--screenshot={shot}", f"file://{report_dir / 'index.html'}"],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000  # plots rendered, not a blank page
