@@ -144,8 +144,15 @@ def run_shards(
     debug: bool = False,
     ignore_existing: bool = False,
     desc: str = "shards",
+    executor: str = "ray",
 ) -> RunSummary:
-    """Run `work` on every shard not already finished and merge all stats into a summary."""
+    """Run `work` on every shard not already finished and merge all stats into a summary.
+
+    `executor="local"` runs the shards on a pool of forked processes on this machine instead of an
+    embedded Ray cluster (no start-up cost); joining a cluster (`ray_address`/RAY_ADDRESS) always uses Ray.
+    """
+    if executor not in ("ray", "local"):
+        raise DolmaError(f"unknown executor {executor!r}; valid choices: ray, local")
     summary = RunSummary(files=len(shards))
     start = time.perf_counter()
     todo: list[Shard] = []
@@ -163,10 +170,13 @@ def run_shards(
         on_done = _updater(bar, summary, start)
         try:
             # One process and no cluster to join: nothing to parallelise, so skip starting Ray.
-            serial = debug or (processes <= 1 and not (ray_address or os.environ.get("RAY_ADDRESS")))
+            cluster = bool(ray_address or os.environ.get("RAY_ADDRESS"))
+            serial = debug or (processes <= 1 and not cluster)
             if serial:
                 for shard in todo:
                     on_done(_run_one(work, shard))
+            elif executor == "local" and not cluster:
+                _run_on_local_pool(work, todo, processes, on_done)
             else:
                 _run_on_ray(work, todo, processes, ray_address, on_done)
         finally:
@@ -190,6 +200,25 @@ def _updater(bar, summary: RunSummary, start: float) -> Callable[[dict[str, Any]
         bar.update(1)
 
     return on_done
+
+
+def _run_on_local_pool(work, shards: list[Shard], processes: int, on_done) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # fork: workers inherit the imported modules, so the pool is ready in milliseconds
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=min(processes, len(shards)), mp_context=context) as pool:
+        pending = {pool.submit(_run_one, work, shard) for shard in shards}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    on_done(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
 
 
 def ray_init(processes: int, ray_address: str | None) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -40,6 +40,7 @@ class TagConfig:
     dryrun: bool = False
     debug: bool = False
     ray_address: str | None = None
+    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
     on_error: OnError = "fail"
     parquet_columns: dict[str, str] = field(default_factory=dict)
 
@@ -184,7 +185,8 @@ def run(config: TagConfig) -> int:
         print(f"dry run: {len(shards)} file(s), taggers {', '.join(config.taggers)}; nothing written")
         return 0
     summary = run_shards(tag_shard, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=config.debug, ignore_existing=config.ignore_existing, desc="tag")
+                         debug=config.debug, ignore_existing=config.ignore_existing, desc="tag",
+                         executor=config.executor)
     write_run_record(output_roots(shards, config), config, summary)
     print(summary.render("dolma tag"))
     return 0

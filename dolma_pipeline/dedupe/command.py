@@ -17,7 +17,6 @@ from dolma_pipeline import io
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.config import DedupeConfig
-from dolma_pipeline.dedupe.local_pool import run_local
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards
@@ -61,13 +60,9 @@ class StageRunner:
         return not self.config.ignore_existing and all(read_marker(shard) is not None for shard in shards)
 
     def run(self, name: str, work: Any, shards: list[Shard]) -> RunSummary:
-        if self.local_pool:
-            summary = run_local(work, shards, self.config.processes, self.config.ignore_existing)
-        else:
-            summary = run_shards(work, shards, processes=self.config.processes,
-                                 ray_address=self.config.ray_address,
-                                 debug=self.config.debug, ignore_existing=self.config.ignore_existing,
-                                 desc=f"dedupe {name}")
+        summary = run_shards(work, shards, processes=self.config.processes, ray_address=self.config.ray_address,
+                             debug=self.config.debug, ignore_existing=self.config.ignore_existing,
+                             desc=f"dedupe {name}", executor="local" if self.local_pool else "ray")
         log.info("stage %s: %d shards (%d already done) in %.1fs", name, summary.files, summary.files_resumed,
                  summary.seconds)
         self.summaries[name] = summary

@@ -159,3 +159,15 @@ def test_crashed_worker_is_retried(corpus, tmp_path):
     assert "4 processed" in proc.stdout
     rows = subprocess.run(["cat", str(corpus / "attributes/exp/sub/c.jsonl")], capture_output=True, text=True)
     assert len(rows.stdout.splitlines()) == 25
+
+
+def test_local_pool_executor_gives_the_same_bytes(corpus, tmp_path):
+    other = tmp_path / "copy"
+    shutil.copytree(corpus / "documents", other / "documents")
+    _tag(corpus, "--debug")
+    proc = _tag(other, "--processes", "2", "--executor", "local")
+    assert "4 processed" in proc.stdout
+    assert _attributes(corpus) == _attributes(other)
+    failing = _tag(other, "--processes", "2", "--executor", "local", "--ignore_existing", "--taggers", "nope_v1",
+                   check=False)
+    assert failing.returncode == 1 and "unknown tagger" in failing.stderr
