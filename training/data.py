@@ -203,10 +203,14 @@ class TrainLoader:
 
     def indices(self, step: int) -> np.ndarray:
         epoch, b = divmod(step, self.steps_per_epoch)
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, global_order(len(self.dataset), self.seed, epoch))
+        # The prefetch thread calls this too: read the cached order once into a local, so a concurrent
+        # switch of epoch by the other thread cannot hand this call another epoch's order.
+        order = self._order
+        if order is None or order[0] != epoch:
+            order = (epoch, global_order(len(self.dataset), self.seed, epoch))
+            self._order = order
         pos = b * self.G + self.rank + np.arange(self.device_batch) * self.world_size
-        return self._order[1][pos]
+        return order[1][pos]
 
     def _load(self, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
         tokens, sources = self.dataset.batch(self.indices(step))
