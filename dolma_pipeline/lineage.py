@@ -78,7 +78,8 @@ def trace(directory: str) -> list[Lineage]:
     """The lineage chain from `directory` back to the first stage (depth first, each record once)."""
     seen, chain, todo = set(), [], [directory]
     while todo:
-        current = os.path.abspath(todo.pop(0)) if not io.is_remote(todo[0]) else todo.pop(0)
+        current = todo.pop(0)
+        current = current if io.is_remote(current) else os.path.abspath(current)
         if current in seen:
             continue
         seen.add(current)

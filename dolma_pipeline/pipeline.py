@@ -9,6 +9,7 @@ everything after it, nothing before. Every stage output gets a `lineage.json` (s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -93,7 +94,7 @@ def _run_stage(stage: StageConfig, processes: int) -> None:
 
         module = importlib.import_module(COMMANDS[stage.command][0])
         config = dict(stage.config)
-        if "processes" in {f for f in getattr(module.Config, "__dataclass_fields__", {})}:
+        if "processes" in module.Config.__dataclass_fields__:
             config.setdefault("processes", processes)
         code = module.run(from_dict(module.Config, config))
         if code:
@@ -170,7 +171,7 @@ def main(argv: list[str], config_file: str | None = None) -> int:
         raise ConfigError("dolma pipeline run CONFIG.yaml: no config given")
     config = load_pipeline(args.config, args.workdir, args.processes)
     if args.action == "show":
-        print(yaml.safe_dump(json.loads(json.dumps(config, default=lambda o: o.__dict__)), sort_keys=False))
+        print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
         return 0
     start = time.perf_counter()
     ran = run_pipeline(config, args.only, args.force)

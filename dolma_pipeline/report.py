@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dolma_pipeline.errors import ConfigError
@@ -64,19 +64,20 @@ def _attribute_rows(directory: str):
 
 @dataclass
 class Scan:
-    documents: int = 0
-    doc_scores: dict[str, list[float]] = None  # type: ignore[assignment]
-    span_counts: Counter = None  # type: ignore[assignment]
-    languages: Counter = None  # type: ignore[assignment]
-    cluster_sizes: Counter = None  # type: ignore[assignment]
+    documents: int = 0  # rows of one attribute set (every set has one row per document)
+    doc_scores: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    span_counts: Counter = field(default_factory=Counter)
+    languages: Counter = field(default_factory=Counter)
+    cluster_sizes: Counter = field(default_factory=Counter)
     duplicates: int = 0
 
 
 def scan_attributes(directories: list[str]) -> Scan:
-    scan = Scan(0, defaultdict(list), Counter(), Counter(), Counter(), 0)
+    scan = Scan()
     for directory in directories:
+        rows_here = 0
         for row in _attribute_rows(directory):
-            scan.documents += 1
+            rows_here += 1
             attrs = row.get("attributes", {})
             lang_scores = {}
             for key, spans in attrs.items():
@@ -97,6 +98,7 @@ def scan_attributes(directories: list[str]) -> Scan:
                 en = [s[0][2] for k, s in attrs.items() if k.endswith("ft_lang_id_en_doc_v2__en") and s]
                 if en:
                     scan.languages["en" if en[0] >= 0.5 else "not en"] += 1
+        scan.documents = max(scan.documents, rows_here)
     return scan
 
 
@@ -161,7 +163,7 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
         by_command[stage.command].append(stage)
 
     scan = scan_attributes([s.output for s in by_command["tag"] + by_command["dedupe"]])
-    tag_docs = scan.documents // max(1, len(by_command["tag"]) + len(by_command["dedupe"])) if scan.documents else 0
+    tag_docs = scan.documents
     mix_reports = []
     for stage in by_command["mix"]:
         mix_reports += [r for p in sorted(glob.glob(os.path.join(stage.output, "**", ".*.mix_report.json"),

@@ -45,6 +45,23 @@ def corpus(tmp_path):
     return root
 
 
+@pytest.fixture
+def s3_client(monkeypatch):
+    """A real S3 endpoint on loopback (moto's server), with the AWS environment pointed at it."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    yield boto3.client("s3", endpoint_url=endpoint)
+    server.stop()
+
+
 def read_tree(root) -> dict[str, bytes]:
     """Every file below `root` (hidden markers and run records excluded) with its bytes."""
     out = {}

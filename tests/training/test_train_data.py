@@ -99,21 +99,9 @@ def test_eval_loader_splits_evenly_in_file_order(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def s3_bucket(monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket="tokens")
-    yield client
-    server.stop()
+def s3_bucket(s3_client):
+    s3_client.create_bucket(Bucket="tokens")
+    return s3_client
 
 
 def test_remote_token_files_read_like_local_ones(tmp_path: Path, s3_bucket) -> None:
