@@ -13,8 +13,9 @@ Output (dolma_pipeline/tokenfile.py): `OUT/part-<group>-<NNNNN>.npy` raw token m
 tokens). A document larger than `max_size` is written alone in its own part, which is then larger than
 `max_size`; it is never split and never stalls the run. The summary counts such documents.
 
-Order: stage 1 encodes each input file on a worker (Ray; in this process with `--debug` or
-`--processes 1`, where the encoder's thread pool uses every core); stage 2 permutes
+Order: stage 1 encodes each input file on a worker (Ray by default, forked local processes with
+`--executor local`; in this process with `--debug` or `--processes 1`, where the encoder's thread pool
+uses every core); stage 2 permutes
 all documents with `np.random.Generator(PCG64(seed))` (documents numbered in sorted input-path order,
 then by line), cuts the permutation into parts and writes each part on a worker. The same inputs,
 tokenizer and seed give byte-identical parts whatever `--processes`, and an interrupted run resumes
@@ -105,6 +106,7 @@ class Config:
     ignore_existing: bool = False
     debug: bool = False
     ray_address: str | None = None
+    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
     verify: str | None = None  # a tokenized directory to check against the tokenizer instead of tokenizing
 
     def validate(self) -> None:
@@ -183,7 +185,7 @@ def run(config: Config) -> int:
         return 0
 
     ray_started = False
-    if not _serial(config):
+    if _executor(config) == "ray":
         from dolma_pipeline.executor import ray_init
 
         ray_started = ray_init(config.processes, config.ray_address)
@@ -199,13 +201,21 @@ def run(config: Config) -> int:
     record = _summary_record(config, tokenizer, dtype, encode_summary, part_summary, parts, oversized,
                              time.perf_counter() - started)
     record["run_key"] = run_key
-    record["executor"] = "local" if _serial(config) else "ray"
+    record["executor"] = _executor(config)
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
         shutil.rmtree(work_dir, ignore_errors=True)
     print(_render(record, encode_summary))
     return 0
+
+
+def _executor(config: Config) -> str:
+    """Where the shards run: "serial" (this process), "local" (forked processes) or "ray"."""
+    if _serial(config):
+        return "serial"
+    cluster = bool(config.ray_address or os.environ.get("RAY_ADDRESS"))
+    return "ray" if cluster or config.executor == "ray" else "local"
 
 
 def _serial(config: Config) -> bool:
@@ -246,7 +256,8 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                           encoder_threads=threads)
               for path in files]
     summary = run_shards(encode_shard, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="tokenize")
+                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="tokenize",
+                         executor=config.executor)
     inputs = []
     for shard in shards:
         if read_marker(shard) is None:  # skipped under the error policy
@@ -270,7 +281,8 @@ def _write_parts(config: Config, destination: str, work_dir: str, inputs: list[E
               for n, (start, end) in enumerate(bounds)]
     _remove_stale_parts(destination, config.group, len(shards))
     summary = run_shards(write_part, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="write parts")
+                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="write parts",
+                         executor=config.executor)
     part_lengths = [int(lengths[order[start:end]].sum()) for start, end in bounds]
     oversized = sum(1 for (start, end), n in zip(bounds, part_lengths) if end - start == 1 and n > max_tokens)
     if oversized:

@@ -117,7 +117,7 @@ def run(config: MixConfig) -> int:
     validated = time.perf_counter()
     if all_units:
         run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
-                   debug=config.debug, ignore_existing=config.ignore_existing, desc="mix")
+                   debug=config.debug, ignore_existing=config.ignore_existing, desc="mix", executor=config.executor)
     mixed = time.perf_counter()
     for plan, stream_fp, units in pending:
         report, part_paths = _pack(plan, units)

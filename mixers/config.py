@@ -131,6 +131,7 @@ class MixConfig:
     debug: bool = False
     dryrun: bool = False
     ray_address: str | None = None
+    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
     report: str | None = None
     work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)
     shuffle: bool = False

@@ -123,15 +123,13 @@ def test_min_text_length_after_replacement(mix_corpus, tmp_path):
     assert read_output(out) == []  # every text became empty
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path):
-    pytest.importorskip("ray")
+@pytest.mark.parametrize("executor", [pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]), "local"])
+def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path, executor):
     root, _ = mix_corpus
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     run_mix([stream_config(root, serial, output={"path": str(serial), "max_size_in_bytes": 3000})])
     config = from_dict(MixConfig, {"streams": [stream_config(root, parallel, output={
-        "path": str(parallel), "max_size_in_bytes": 3000})], "processes": 2})
+        "path": str(parallel), "max_size_in_bytes": 3000})], "processes": 2, "executor": executor})
     assert command.run(config) == 0
     assert tree_bytes(serial) == tree_bytes(parallel)
 
