@@ -7,7 +7,7 @@ rules: Gopher limits, the OLMo PII rule (mask e-mail/phone/IP, drop doc_count > 
 duplicate paragraphs, written once in jq and once in JSONPath. Each input file is its own shard for both
 tools so that both can use every process.
 
-    python bench/mix_bench.py [--corpus DIR] [--files 4] [--processes 2] [--dolma PATH] [--work DIR]
+    python bench/mix_bench.py [--corpus DIR] [--files 4] [--processes 2] [--dolma PATH] [--work DIR] [--local]
 """
 
 from __future__ import annotations
@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traps-only", action="store_true", help="only run the Dolma-bug cases")
     parser.add_argument("--warm-ray", action="store_true",
                         help="also time ours on a Ray cluster started once beforehand (as with --ray_address)")
+    parser.add_argument("--local", action="store_true", help="also time ours with `executor: local` (forked pool)")
     parser.add_argument("--single", action="store_true", help="also time both tools on one process")
     parser.add_argument("--gzip-level", type=int, default=None,
                         help="also time ours with this gzip level (both tools default to 6)")
@@ -312,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         runs += [("dolma jq 1 proc", "peer", "jq", False, 1), ("ours jq 1 proc", "ours", "jq", False, 1),
                  ("dolma jsonpath 1 proc", "peer", "jsonpath", False, 1),
                  ("ours jsonpath 1 proc", "ours", "jsonpath", False, 1)]
+    if args.local:  # ours on forked local processes (`executor: local`): no Ray start-up in the timing
+        runs += [("ours jq local", "ours", "jq", False, n), ("ours jsonpath local", "ours", "jsonpath", False, n)]
     if args.warm_ray:  # ours on an already running Ray cluster (`ray_address`): no start-up in the timing
         runs += [("ours jq warm ray", "ours", "jq", False, n), ("ours jsonpath warm ray", "ours", "jsonpath", False, n)]
     runs = [r for r in runs if (r[1] == "ours" or peer) and not (args.skip_jsonpath and r[2] == "jsonpath")]
@@ -323,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             config = mix_config(root, out, syntax, procs, shard_bytes, typed)
             if "gzip" in label:
                 config["streams"][0]["output"]["compression_level"] = args.gzip_level
+            if label.endswith(" local"):
+                config["executor"] = "local"
             config_path = os.path.join(args.work, f"{label.replace(' ', '_')}.yaml")
             with open(config_path, "w") as fh:
                 yaml.safe_dump(config, fh, sort_keys=False)
@@ -343,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if peer:
         for ours, theirs in (("ours jq", "dolma jq"), ("ours jsonpath", "dolma jsonpath"), ("ours jq", "dolma jsonpath"),
                              ("ours typed rules", "dolma jq"), ("ours jq 1 proc", "dolma jq 1 proc"),
-                             ("ours jsonpath 1 proc", "dolma jsonpath 1 proc"), ("ours jq warm ray", "dolma jq"),
+                             ("ours jsonpath 1 proc", "dolma jsonpath 1 proc"), ("ours jq local", "dolma jq"),
+                             ("ours jsonpath local", "dolma jsonpath"), ("ours jq warm ray", "dolma jq"),
                              ("ours jsonpath warm ray", "dolma jsonpath")):
             if ours not in results or theirs not in results:
                 continue

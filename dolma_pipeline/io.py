@@ -10,13 +10,13 @@ import glob as globlib
 import os
 import re
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO
 
 import orjson
 import smart_open
 import zstandard
+from zlib_ng import zlib_ng as zlib  # zlib's API, same levels and ratios; ~2.5x faster deflate
 
 from dolma_pipeline.errors import DataFormatError, InputNotFoundError
 
@@ -248,10 +248,7 @@ class AtomicWriter:
 
     def __enter__(self) -> AtomicWriter:
         self._raw = smart_open.open(self.tmp, "wb", compression="disable") if self.remote else open(self.tmp, "wb")
-        if self.path.endswith(".gz"):
-            self._compress = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-        elif self.path.endswith((".zst", ".zstd")):
-            self._compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+        self._compress = compressor(self.path)
         return self
 
     def write(self, data: bytes) -> None:
@@ -282,6 +279,18 @@ class AtomicWriter:
                 os.remove(self.tmp)
             except FileNotFoundError:
                 pass
+
+
+def compressor(path: str, level: int | None = None):
+    """A deterministic streaming compressor for the path's extension (gzip without a timestamp), or None."""
+    if path.endswith(".gz"):
+        return zlib.compressobj(level or GZIP_LEVEL, zlib.DEFLATED, 31)
+    if path.endswith((".zst", ".zstd")):
+        return zstandard.ZstdCompressor(level=level or ZSTD_LEVEL).compressobj()
+    return None
+
+
+SYNC_FLUSH = {".gz": zlib.Z_SYNC_FLUSH, ".zst": zstandard.COMPRESSOBJ_FLUSH_BLOCK}
 
 
 def write_jsonl(path: str, rows: Iterable[dict]) -> int:

@@ -87,19 +87,20 @@ class _Parser(TokenParser):
         relative = tok[1] == "@"
         chain: list[str] | None = list(keys_scope) if relative and keys_scope is not None else ([] if not relative else None)
         steps: list[Callable[[list, Any], list]] = []
+        plain: list[str | int] | None = []  # while every step picks one key or index: those, for a direct walk
         while True:
             if self.at("op", ".") or self.at("op", ".."):
                 deep = self.take()[1] == ".."
                 if self.at("op", "*"):
                     self.take()
                     steps.append(_deep_all if deep else _all_children)
-                    chain = None
+                    chain = plain = None
                     continue
                 if self.at("op", "["):
                     if not deep:
                         self.fail("unexpected '.['")
                     steps.append(lambda nodes, root: [d for n in nodes for d in _descendants(n)])
-                    chain = None
+                    chain = plain = None
                     continue
                 name = self.take()
                 if name[0] not in ("name", "str", "num"):
@@ -107,11 +108,13 @@ class _Parser(TokenParser):
                     self.fail("expected a key name")
                 key = str(name[1])
                 steps.append(_deep_key(key) if deep else _key(key))
+                plain = None if deep or plain is None else plain + [key]
                 chain = None if deep or chain is None else chain + [key]
                 self._note_key(chain)
             elif self.at("op", "["):
-                step, key = self.bracket()
+                step, key, item = self.bracket()
                 steps.append(step)
+                plain = None if item is None or plain is None else plain + [item]
                 chain = None if key is None or chain is None else chain + [key]
                 self._note_key(chain)
             elif self.at("op", "[?("):
@@ -121,9 +124,11 @@ class _Parser(TokenParser):
                 self.expect("op", ")")
                 self.expect("op", "]")
                 steps.append(_filter_step(predicate))
-                chain = None
+                chain = plain = None
             else:
                 break
+        if plain:
+            return _walk(plain, relative), chain
 
         def select(current: Any, root: Any) -> list:
             nodes = [current if relative else root]
@@ -138,12 +143,13 @@ class _Parser(TokenParser):
         if chain and len(chain) == 2 and chain[0] == "attributes":
             self.attribute_keys.add(chain[1])
 
-    def bracket(self) -> tuple[Callable[[list, Any], list], str | None]:
+    def bracket(self) -> tuple[Callable[[list, Any], list], str | None, str | int | None]:
+        """The step, the key when it picks one key by name, and the key or index when it picks exactly one."""
         self.expect("op", "[")
         if self.at("op", "*"):
             self.take()
             self.expect("op", "]")
-            return _all_children, None
+            return _all_children, None, None
         items = []
         while True:
             tok = self.take()
@@ -155,7 +161,7 @@ class _Parser(TokenParser):
                 lo = tok[1] if tok[0] == "num" else None
                 hi = self.take()[1] if self.at("num") else None
                 self.expect("op", "]")
-                return _slice_step(lo, hi), None
+                return _slice_step(lo, hi), None, None
             elif tok[0] == "num" and isinstance(tok[1], int):
                 items.append(tok[1])
             else:
@@ -167,7 +173,7 @@ class _Parser(TokenParser):
             self.expect("op", "]")
             break
         single = items[0] if len(items) == 1 and isinstance(items[0], str) else None
-        return _pick(items), single
+        return _pick(items), single, items[0] if len(items) == 1 else None
 
     # filter := and ('||' and)* ; and := unary ('&&' unary)* ; unary := '!' unary | cmp
     def filter_or(self, scope):
@@ -216,6 +222,21 @@ class _Parser(TokenParser):
             return lambda c, r: [value]
         self.i -= 1
         self.fail("expected a path or a literal")
+
+
+def _walk(plain: list[str | int], relative: bool):
+    """A path of single keys and indices (`$.a.b[0][2]`): at most one node, found without node lists."""
+    def select(current: Any, root: Any) -> list:
+        node = current if relative else root
+        for item in plain:
+            if type(item) is str:
+                if type(node) is not dict or item not in node:
+                    return []
+            elif type(node) is not list or not -len(node) <= item < len(node):
+                return []
+            node = node[item]
+        return [node]
+    return select
 
 
 def _key(key: str):

@@ -14,24 +14,11 @@ import os
 import re
 import shutil
 import uuid
-import zlib
 from dataclasses import dataclass
-
-import zstandard
 
 from dolma_pipeline import io
 
-GZIP_LEVEL = 6
-ZSTD_LEVEL = 3
 COPY_CHUNK = 1 << 22
-
-
-def _compressor(path: str, level: int | None):
-    if path.endswith(".gz"):
-        return zlib.compressobj(level or GZIP_LEVEL, zlib.DEFLATED, 31)
-    if path.endswith(".zst"):
-        return zstandard.ZstdCompressor(level=level or ZSTD_LEVEL).compressobj()
-    return None
 
 
 class _AtomicRawFile:
@@ -97,7 +84,7 @@ class PartWriter:
     def _open(self) -> None:
         path = f"{self.prefix}-{len(self.parts):04d}{self.extension}"
         self._file = _AtomicRawFile(path)
-        self._compress = _compressor(path, self.level)
+        self._compress = io.compressor(path, self.level)
         self._docs = self._compressed = self._raw = self._pending = 0
 
     def write(self, line: bytes) -> None:
@@ -126,7 +113,7 @@ class PartWriter:
 
     @property
     def _sync_mode(self) -> int:
-        return zlib.Z_SYNC_FLUSH if self.extension.endswith(".gz") else zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        return io.SYNC_FLUSH[".gz" if self.extension.endswith(".gz") else ".zst"]
 
     def _close(self) -> None:
         if self._compress is not None:
