@@ -74,6 +74,7 @@ class FastTextLanguageTagger(Tagger):
     """Shared model loading and batched prediction; subclasses turn predictions into spans."""
 
     PARAGRAPHS = False
+    LABELS: tuple[str, ...] | None = None  # the labels whose scores the tagger reads; None: all of them
 
     def __init__(self, model_path: str | None = None, **options: Any):
         if options:
@@ -83,6 +84,7 @@ class FastTextLanguageTagger(Tagger):
         self.classifier: Any = None
         self.labels: list[str] = []
         self.label_index: dict[str, int] = {}
+        self.columns: tuple[int, ...] | None = None
 
     def setup(self) -> None:
         from fasttext.FastText import _FastText  # the private class skips fastText's deprecation print
@@ -95,14 +97,19 @@ class FastTextLanguageTagger(Tagger):
         labels = self.model.get_labels()
         self.labels = [label[len(LABEL_PREFIX):] if label.startswith(LABEL_PREFIX) else label for label in labels]
         self.label_index = {label: i for i, label in enumerate(self.labels)}
+        if self.LABELS is not None:
+            self.columns = tuple(self.label_index[label] for label in self.LABELS if label in self.label_index)
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        """[text, label] probabilities (0 for labels fastText does not report), texts prepared as Dolma."""
+        """[text, column] probabilities (0 for labels fastText does not report), texts prepared as Dolma.
+
+        Columns are `self.columns` (the tagger's `LABELS` present in the model) or, without `LABELS`, every label.
+        """
         if self.model is None:
             self.setup()
         prepared = [prepare(t) for t in texts]
         if self.classifier is not None:
-            return self.classifier.predict_all(prepared)
+            return self.classifier.predict_all(prepared, self.columns)
         # Models other than hierarchical softmax go through fastText's own batch prediction.
         prepared = [t.encode("utf-8", "replace").decode("utf-8") for t in prepared]
         labels, probabilities = self.model.predict(prepared, k=-1)
@@ -111,7 +118,7 @@ class FastTextLanguageTagger(Tagger):
         for row, (ls, ps) in enumerate(zip(labels, probabilities)):
             for label, p in zip(ls, ps):
                 out[row, self.label_index[label[cut:]]] = p
-        return out
+        return out if self.columns is None else out[:, list(self.columns)]
 
     def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
         raise NotImplementedError
@@ -142,10 +149,10 @@ class EnglishTagger(FastTextLanguageTagger):
     """`en` score (0 when fastText gives none) and, unless `NEGATIVE` is off, `not_en` = 1 - `en`."""
 
     NEGATIVE = True
+    LABELS = ("en",)
 
     def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
-        en = self.label_index.get("en")
-        return [Span(start, end, "en", float(scores[en]) if en is not None else 0.0)]
+        return [Span(start, end, "en", float(scores[0]) if len(scores) else 0.0)]
 
     def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
         if self.NEGATIVE:
