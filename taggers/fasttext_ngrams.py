@@ -152,7 +152,7 @@ class NgramModel:
         position = starts.copy()  # next byte to hash for each n-gram start
         chars = np.arange(len(starts))  # index (in `starts`) of the next character to consume
         alive = np.ones(len(starts), dtype=bool)
-        out_owner, out_rows = [], []
+        found: list[tuple[np.ndarray, np.ndarray]] = []
         for n in range(1, self.maxn + 1):
             alive &= position < end_of_word
             if not alive.any():
@@ -172,14 +172,8 @@ class NgramModel:
                 if n == 1:  # fastText skips the lone "<" and ">" unigrams
                     take = take[(position[take] != end_of_word[take]) & (data[starts[take]] != ord("<"))
                                 | (position[take] - starts[take] > 1)]
-                buckets = (hashes[take] % np.uint64(self.buckets)).astype(np.int64)
-                rows = self.bucket_rows[buckets] if self.bucket_rows is not None else self.nwords + buckets
-                keep = rows >= 0
-                out_owner.append(owner_of_start[take[keep]])
-                out_rows.append(rows[keep])
-        if not out_rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(out_owner), np.concatenate(out_rows)
+                found.append(self._kept_rows(hashes[take], owner_of_start[take]))
+        return _joined(found)
 
     def _ascii_ngram_rows(self, data: np.ndarray, word_of_byte: np.ndarray,
                           word_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +181,7 @@ class NgramModel:
         hashes = np.full(len(data), 2166136261, dtype=np.uint64)
         values = data.astype(np.uint64)
         alive = np.arange(len(data))  # n-gram start positions whose n-gram still fits in its word
-        out_owner, out_rows = [], []
+        found: list[tuple[np.ndarray, np.ndarray]] = []
         for n in range(1, self.maxn + 1):
             alive = alive[alive + (n - 1) < word_end[alive]]
             if not len(alive):
@@ -197,11 +191,18 @@ class NgramModel:
                 take = alive
                 if n == 1:  # fastText skips the lone "<" and ">" unigrams
                     take = take[(data[take] != ord("<")) & (take + 1 != word_end[take])]
-                buckets = (hashes[take] % np.uint64(self.buckets)).astype(np.int64)
-                rows = self.bucket_rows[buckets] if self.bucket_rows is not None else self.nwords + buckets
-                keep = rows >= 0
-                out_owner.append(word_of_byte[take[keep]])
-                out_rows.append(rows[keep])
-        if not out_rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(out_owner), np.concatenate(out_rows)
+                found.append(self._kept_rows(hashes[take], word_of_byte[take]))
+        return _joined(found)
+
+    def _kept_rows(self, hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, input row) of the n-grams with these hashes whose bucket the model kept."""
+        buckets = (hashes % np.uint64(self.buckets)).astype(np.int64)
+        rows = self.bucket_rows[buckets] if self.bucket_rows is not None else self.nwords + buckets
+        keep = rows >= 0
+        return owners[keep], rows[keep]
+
+
+def _joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate([o for o, _ in found]), np.concatenate([r for _, r in found])

@@ -62,6 +62,10 @@ def test_cached_classifier_equals_fasttext(tagger_factory):
         for label, p in zip(labels, probabilities):
             assert row[tagger.label_index[label.removeprefix("__label__")]] == pytest.approx(p, abs=1e-4)
         assert tagger.labels[int(np.argmax(row))] == labels[0].removeprefix("__label__")
+    # the English taggers evaluate only the tree nodes on the path to `en`: same probability
+    english = tagger_factory("ft_lang_id_en_doc_v2").scores(texts)
+    assert english.shape == (len(texts), 1)
+    assert english[:, 0] == pytest.approx(ours[:, tagger.label_index["en"]], abs=1e-12)
 
 
 def test_huffman_paths_give_a_distribution():
@@ -90,7 +94,7 @@ def test_vectorised_ngrams_equal_fasttext_subwords(tagger_factory):
 
     model = tagger_factory("ft_lang_id_doc_v1").model
     ngrams = NgramModel(asset_path("lid.176.ftz"))
-    words = ["the", "</s>", "naïve", "東京都", "😀x", "a", "", "x" * 40, "données", "ab\udc80".encode("utf-8", "replace").decode()]
+    words = ["the", "</s>", "<", ">", "<>", "naïve", "東京都", "😀x", "a", "", "x" * 40, "données", "ab\udc80".encode("utf-8", "replace").decode()]
     sums, sizes = ngrams.word_sums(words)
     for i, word in enumerate(words):
         ids = model.get_subwords(word)[1]
