@@ -1,10 +1,11 @@
 """Benchmark `dolma tokenize` against dolma 1.2.1's `dolma tokens` and raw `Tokenizer.encode_batch`.
 
-    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--dolma PATH] [--json OUT]
+    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--executor ray local]
+        [--dolma PATH] [--json OUT]
 
 All figures are for the same input files on the same machine in the same run:
-- ours: wall time of `dolma tokenize --processes P` (a fresh process: imports, Ray start-up, both stages,
-  summary) over the tokens it wrote;
+- ours: wall time of `dolma tokenize --processes P --executor E` (a fresh process: imports, Ray start-up
+  with `ray`, both stages, summary) over the tokens it wrote;
 - dolma 1.2.1: wall time of `dolma tokens --processes P` (skipped with a message if its venv is absent);
 - raw: `Tokenizer.encode_batch` (and `encode_batch_fast`) over the same stripped texts held in memory, in
   one process, batches of 1024, with the library's default thread pool (all cores) and with one thread.
@@ -127,16 +128,16 @@ def compare(ours: dict, theirs: dict) -> dict[str, int]:
             "only_ours": len(ours.keys() - theirs.keys()), "only_dolma": len(theirs.keys() - ours.keys())}
 
 
-def run_ours(files: list[str], tokenizer: str, processes: int, out: str) -> dict:
+def run_ours(files: list[str], tokenizer: str, processes: int, out: str, executor: str) -> dict:
     wall, driver_cpu = run_timed([sys.executable, "-m", "dolma_pipeline.cli", "tokenize", "--documents", *files,
                                   "--destination", out, "--tokenizer.name_or_path", tokenizer,
-                                  "--processes", str(processes)],
+                                  "--processes", str(processes), "--executor", executor],
                                  env=dict(os.environ, DOLMA_NO_PROGRESS="1", PYTHONPATH=REPO))
     with open(os.path.join(out, "dolma_tokenize.summary.json")) as fh:
         summary = json.load(fh)
     # Ray workers are not our children: their CPU is what each task measured (stats in the summary).
-    # Run locally (--processes 1), the tasks ran inside the driver, whose CPU already counts them.
-    cpu = driver_cpu if summary.get("executor") == "local" else driver_cpu + sum(summary["worker_cpu_seconds"].values())
+    # Run in the driver (--processes 1) or on its forked pool, the driver's reaped CPU already counts them.
+    cpu = driver_cpu if summary.get("executor") in ("serial", "local") else driver_cpu + sum(summary["worker_cpu_seconds"].values())
     return {"tokens": summary["tokens"], "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
             "driver_cpu_seconds": round(driver_cpu, 2)}
 
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz documents")
     parser.add_argument("--files", type=int, default=4, help="how many of its files to use (sorted)")
     parser.add_argument("--processes", type=int, nargs="+", default=[2], help="one or more process counts")
+    parser.add_argument("--executor", nargs="+", default=["ray", "local"], choices=["ray", "local"],
+                        help="our executor(s) at each process count (ray: embedded cluster, start-up included)")
     parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")
     parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the cached OLMo tokenizer)")
     parser.add_argument("--json", default=None, help="write the figures here")
@@ -192,15 +195,16 @@ def main() -> None:
     figures: dict = {"files": len(files), "runs": {}}
     checked = False
     try:
-        for processes in args.processes:
-            ours_dir = os.path.join(work, f"ours-{processes}")
-            ours = run_ours(files, tokenizer, processes, ours_dir)
+        for processes, executor in [(p, e) for p in args.processes for e in args.executor
+                                    if p > 1 or e == args.executor[0]]:  # one process runs in the driver
+            ours_dir = os.path.join(work, f"ours-{processes}-{executor}")
+            ours = run_ours(files, tokenizer, processes, ours_dir, executor)
             tokens = ours["tokens"]
             if not figures.get("tokens"):
                 figures["tokens"] = tokens
                 report_raw(files, tokenizer, tokens, figures)
             run: dict = {"ours": ours}
-            print(f"--processes {processes}")
+            print(f"--processes {processes}" + (f" --executor {executor}" if processes > 1 else " (in the driver)"))
             print(f"  ours       : {tokens / ours['seconds']:>10,.0f} tokens/s ({ours['seconds']:.1f}s; "
                   f"{tokens / ours['seconds'] / processes:,.0f} per process), "
                   f"{tokens / ours['cpu_seconds']:>10,.0f} tokens per CPU-second (driver {ours['driver_cpu_seconds']}s)")
@@ -217,7 +221,8 @@ def main() -> None:
             if not os.path.exists(args.dolma):
                 print(f"  dolma 1.2.1: skipped ({args.dolma} not found; install with shared/bench/setup_peers.sh)")
             else:
-                dolma, theirs = run_dolma(args.dolma, files, tokenizer, processes, os.path.join(work, f"d{processes}"))
+                dolma, theirs = run_dolma(args.dolma, files, tokenizer, processes,
+                                          os.path.join(work, f"d{processes}-{executor}"))
                 run["dolma"] = dolma
                 run["vs_dolma"] = {"wall": round(dolma["seconds"] / ours["seconds"] * tokens / dolma["tokens"], 2),
                                    "cpu": round(dolma["cpu_seconds"] / ours["cpu_seconds"] * tokens / dolma["tokens"], 2)}
@@ -230,7 +235,7 @@ def main() -> None:
                     same = not (check["mismatched"] or check["only_ours"] or check["only_dolma"])
                     print(f"  per-document tokens vs dolma: {'IDENTICAL' if same else 'DIFFERENT'} ({check})")
                     checked = True
-            figures["runs"][str(processes)] = run
+            figures["runs"][f"{processes}-{executor}" if processes > 1 else "1"] = run
     finally:
         subprocess.run(["rm", "-rf", work])
     if args.json:
