@@ -5,8 +5,10 @@ and looking them up one by one. For a supervised model without word n-grams (lid
 hidden vector is just the mean of the input rows of all the line's words and their n-grams, so each word
 contributes a fixed (sum of rows, number of rows) pair, computed once per distinct word and cached: the
 words a batch sees for the first time get theirs all at once from `fasttext_ngrams` (fastText's n-gram
-hashing vectorised over the model file; for other model formats, `get_word_vector` x `len(get_subwords)`),
-so a batch costs one dict lookup per word plus a few numpy operations. The output layer is fastText's Huffman tree, rebuilt from the
+hashing vectorised over the model file; for other model formats, `get_word_vector` x `len(get_subwords)`).
+A batch is split into words and each word keyed on its bytes by `fasttext_words` (numpy, no Python string
+per word), so it costs one dict lookup per distinct word plus a few numpy operations. As in fastText, a
+literal `</s>` word ends the line: it is read as the end-of-line token and what follows is ignored. The output layer is fastText's Huffman tree, rebuilt from the
 label counts exactly as fastText builds it, evaluated for all labels at once. Probabilities agree with
 `model.predict(text, k=-1)` to float rounding (fastText sums in float32); like fastText with threshold 0,
 labels whose log-probability falls below log(1e-5) are not reported (here: probability 0).
@@ -15,19 +17,17 @@ labels whose log-probability falls below log(1e-5) are not reported (here: proba
 from __future__ import annotations
 
 import logging
-import re
 import struct
-from itertools import chain
 from typing import Any
 
 import numpy as np
+
+from taggers.fasttext_words import BatchWords, split_batch
 
 log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "__label__"
 EOS = "</s>"
-# fastText's tokenizer splits on exactly these bytes.
-_FASTTEXT_SPACE = re.compile("[ \n\r\t\v\f\x00]+")
 # A floor of fastText's `std_log`: log(x + 1e-5).
 _LOG_EPSILON = 1e-5
 CACHE_LIMIT = 1_000_000  # words; ~70 MB of vectors plus the dict
@@ -93,15 +93,17 @@ class CachedWordClassifier:
                 log.info("fastText model %s: per-word subwords (%s)", path, e)
         self._reset_cache()
 
-    def _reset_cache(self, keep: list[str] | None = None) -> None:
+    def _reset_cache(self, keep: list[int | str] | None = None) -> None:
         old_index, old_sums, old_sizes = getattr(self, "index", {}), getattr(self, "sums", None), \
             getattr(self, "sizes", None)
-        self.index: dict[str, int] = {}
+        # word key (`fasttext_words` key, or the word itself when it is too long to have one) -> cache row
+        self.index: dict[int | str, int] = {}
         self.sums = np.zeros((1024, self.dim), dtype=np.float32)
         self.sizes = np.zeros(1024, dtype=np.float32)
         self.hits = np.zeros(1024, dtype=np.int64)
-        self._add_many([EOS])
+        self._add_many([EOS], [EOS])
         self.eos = self.index[EOS]
+        self.eos_key = int(split_batch([EOS]).keys[0])
         if keep and old_sums is not None:
             rows = np.fromiter((old_index[w] for w in keep), dtype=np.int64, count=len(keep))
             self._store(keep, old_sums[rows], old_sizes[rows])
@@ -123,14 +125,14 @@ class CachedWordClassifier:
                 sizes[i] = len(ids)
         return sums, sizes
 
-    def _add_many(self, words: list[str]) -> None:
-        """Cache (sum of input rows, number of rows) of new distinct words."""
+    def _add_many(self, keys: list[int | str], words: list[str]) -> None:
+        """Cache (sum of input rows, number of rows) of new distinct words under their keys."""
         sums, sizes = self._word_sums(words)
-        self._store(words, sums, sizes)
+        self._store(keys, sums, sizes)
 
-    def _store(self, words: list[str], sums: np.ndarray, sizes: np.ndarray) -> None:
+    def _store(self, keys: list[int | str], sums: np.ndarray, sizes: np.ndarray) -> None:
         first = len(self.index)
-        needed = first + len(words)
+        needed = first + len(keys)
         if needed > len(self.sizes):
             grow = max(needed, 2 * len(self.sizes)) - len(self.sizes)
             self.sums = np.concatenate([self.sums, np.zeros((grow, self.dim), dtype=np.float32)])
@@ -138,16 +140,43 @@ class CachedWordClassifier:
             self.hits = np.concatenate([self.hits, np.zeros(grow, dtype=np.int64)])
         self.sums[first:needed] = sums
         self.sizes[first:needed] = sizes
-        self.index.update(zip(words, range(first, needed)))
+        self.index.update(zip(keys, range(first, needed)))
 
-    @staticmethod
-    def _words(text: str) -> list[str]:
-        if not text.isascii():
-            # fastText reads UTF-8: lone surrogates cannot be encoded, replace them as fastText's input would.
-            text = text.encode("utf-8", "replace").decode("utf-8")
-        if "\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text or "\x00" in text or "\n" in text:
-            return list(filter(None, _FASTTEXT_SPACE.split(text)))
-        return list(filter(None, text.split(" ")))
+    def _line_rows(self, batch: BatchWords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of each word fastText reads, its text, texts already closed by a literal `</s>` word).
+
+        fastText stops reading a line at its first `</s>` word, which it keeps as the end-of-line token.
+        """
+        rows, text_of_word = self._rows(batch), batch.text_of_word
+        closed = np.zeros(batch.texts, dtype=bool)
+        literal = np.flatnonzero(batch.keys == self.eos_key)
+        if len(literal):
+            texts, first = np.unique(text_of_word[literal], return_index=True)
+            cut = np.full(batch.texts, len(rows))
+            cut[texts] = literal[first]
+            read = np.arange(len(rows)) <= cut[text_of_word]
+            rows, text_of_word = rows[read], text_of_word[read]
+            closed[texts] = True
+        return rows, text_of_word, closed
+
+    def _rows(self, batch: BatchWords) -> np.ndarray:
+        """The cache row of every word of the batch, caching the words seen for the first time."""
+        index = self.index
+        unique, first, inverse = np.unique(batch.keys, return_index=True, return_inverse=True)
+        rows = np.fromiter((index.get(key, -1) for key in unique.tolist()), dtype=np.int64, count=len(unique))
+        new = np.flatnonzero((rows < 0) & (unique >= 0))
+        if len(new):
+            rows[new] = np.arange(len(index), len(index) + len(new))
+            self._add_many(unique[new].tolist(), [batch.word(i) for i in first[new].tolist()])
+        rows = rows[inverse.ravel()]
+        unhashed = np.flatnonzero(batch.keys < 0)  # very long words: keyed by the word itself
+        if len(unhashed):
+            words = [batch.word(i) for i in unhashed.tolist()]
+            fresh = sorted(set(words).difference(index))
+            if fresh:
+                self._add_many(fresh, fresh)
+            rows[unhashed] = [index[w] for w in words]
+        return rows
 
     def _output_layer(self, labels: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(internal node rows, right, left) restricted to the tree nodes on the paths of `labels`."""
@@ -168,19 +197,17 @@ class CachedWordClassifier:
         """
         if len(self.index) > CACHE_LIMIT:
             self._evict()
-        words_per_text = [self._words(text) for text in texts]
-        flat = list(chain.from_iterable(words_per_text))
-        missing = set(flat).difference(self.index)
-        if missing:
-            self._add_many(sorted(missing))  # sorted: the cache layout does not depend on hash seeds
-        rows = np.fromiter(map(self.index.__getitem__, flat), dtype=np.int64, count=len(flat))
-        lengths = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
+        batch = split_batch(texts)
+        rows, text_of_word, closed = self._line_rows(batch)
+        lengths = np.bincount(text_of_word, minlength=len(texts))
         ends = np.cumsum(lengths)
-        # every line ends with fastText's end-of-sentence token, so no segment is empty
-        with_eos = np.insert(rows, ends, self.eos)
+        # every line ends with fastText's end-of-sentence token (unless a literal one already closed it),
+        # so no segment is empty
+        with_eos = np.insert(rows, ends[~closed], self.eos)
         counts = np.bincount(with_eos)
         self.hits[: len(counts)] += counts
-        offsets = ends - lengths + np.arange(len(texts))
+        segment = lengths + ~closed
+        offsets = np.cumsum(segment) - segment
         sums = np.add.reduceat(self.sums[with_eos].astype(np.float64), offsets, axis=0)
         sizes = np.add.reduceat(self.sizes[with_eos].astype(np.float64), offsets)
         hidden = sums / np.maximum(sizes, 1.0)[:, None]

@@ -17,20 +17,12 @@ from operator import itemgetter
 import numpy as np
 
 from dolma_pipeline.dedupe.config import MinHashConfig
+from dolma_pipeline.hashing import mix64
 
 _WORDS = re.compile(r"\w+")
 _DIGITS = re.compile(r"\d")
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # odd constant for the polynomial n-gram combination
 _MAX_CACHE = 2_000_000
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64/Murmur3 finaliser: spreads every input bit over the whole word (wraps mod 2^64)."""
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xFF51AFD7ED558CCD)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xC4CEB9FE1A85EC53)
-    return x ^ (x >> np.uint64(33))
 
 
 def fmix32(h: np.ndarray) -> np.ndarray:

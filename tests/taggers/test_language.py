@@ -55,7 +55,9 @@ def test_all_languages_threshold(tagger_factory):
 
 def test_cached_classifier_equals_fasttext(tagger_factory):
     tagger = tagger_factory("ft_lang_id_doc_v1")
-    texts = [ENGLISH, FRENCH, "", "東京は日本の首都です。", "Ein kurzer deutscher Satz mit\tTab.", "a " * 500]
+    texts = [ENGLISH, FRENCH, "", "東京は日本の首都です。", "Ein kurzer deutscher Satz mit\tTab.", "a " * 500,
+             "x" * 300 + " a word longer than the hashed limit, then </s> and an\x00embedded NUL",
+             "</s>", "ein satz </s> then english words </s> more", "</s>x is one word, not the end"]
     ours = tagger.scores(texts)
     for row, text in zip(ours, texts):
         labels, probabilities = tagger.model.predict(prepare(text), k=-1)
