@@ -89,7 +89,7 @@ def run_both(args: argparse.Namespace, workdir: str) -> dict[str, list[tuple[flo
             documents_glob = make_copy(paths, root)
             # Serial: one process without a worker pool (`--debug` here, `--processes 1` for Dolma).
             mode_args = (["--debug"] if label == "ours" else ["--processes", "1"]) if args.serial else \
-                ["--processes", str(args.processes)]
+                ["--processes", str(args.processes)] + (["--executor", args.executor] if label == "ours" else [])
             results.setdefault(label, []).append(run_tag_timed(
                 executable, documents_glob, args.taggers, mode_args, args.experiment))
             shutil.rmtree(root, ignore_errors=True)
@@ -102,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz document files")
     p.add_argument("--files", type=int, default=2, help="use the first N files (0: all)")
     p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--executor", choices=["ray", "local"], default="ray",
+                   help="our executor (ray: embedded cluster, start-up included; local: forked processes)")
     p.add_argument("--ours", default=DEFAULT_OURS)
     p.add_argument("--peer", default=DEFAULT_PEER)
     p.add_argument("--experiment", default="bench")
@@ -122,7 +124,8 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    mode = "serial (ours --debug, dolma --processes 1)" if args.serial else f"--processes {args.processes}"
+    mode = "serial (ours --debug, dolma --processes 1)" if args.serial else \
+        f"--processes {args.processes} (ours: --executor {args.executor})"
     print(f"dolma tag --taggers {' '.join(args.taggers)} {mode}: "
           f"{n_docs} docs in {len(paths)} file(s) of {args.documents}; best of {args.repeat}")
     rates, cpu_rates = {}, {}
