@@ -2,8 +2,9 @@
 
 fastText reads UTF-8 and splits words on exactly the bytes space, \\n, \\r, \\t, \\v, \\f and NUL. Here
 the texts of a batch are encoded and joined (NUL between texts, itself a separator), word boundaries are
-found with numpy, and each word gets a 64-bit key: a polynomial hash of its bytes modulo 2^64 (prefix
-sums over the whole batch, so one pass for every word) mixed with its length. Words longer than
+found with numpy, and each word gets a 64-bit key: a polynomial hash of its bytes modulo 2^64 (Horner's
+rule, one vectorised step per byte position over all the words still that long, so memory stays a few
+bytes per input byte) mixed with its length. Words longer than
 `MAX_HASHED_BYTES` get no key (-1) and are handled by the caller as strings: that keeps the keys clear of
 the known constructed collisions of mod-2^64 polynomial hashes, which need words of thousands of bytes.
 Two distinct shorter words share a key with probability about 2^-60; the caller treats such a pair as one
@@ -21,8 +22,7 @@ from dolma_pipeline.hashing import mix64
 MAX_HASHED_BYTES = 256
 _SEPARATOR = np.zeros(256, dtype=bool)
 _SEPARATOR[list(b" \n\r\t\v\f\x00")] = True
-_BASE = 0x9E3779B97F4A7C15 | 1  # odd, so invertible modulo 2^64
-_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
+_BASE = np.uint64(0x9E3779B97F4A7C15)
 _LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
@@ -44,29 +44,6 @@ class BatchWords:
         return np.bincount(self.text_of_word, minlength=self.texts)
 
 
-class _Powers:
-    """BASE^i and BASE^-i modulo 2^64 for i < size, grown on demand."""
-
-    def __init__(self) -> None:
-        self.up = self.down = np.ones(0, dtype=np.uint64)
-
-    def get(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if size > len(self.up):
-            size = max(size, 2 * len(self.up), 1 << 16)
-            self.up, self.down = _power_table(_BASE, size), _power_table(_BASE_INVERSE, size)
-        return self.up, self.down
-
-
-def _power_table(base: int, size: int) -> np.ndarray:
-    table = np.ones(size, dtype=np.uint64)
-    if size > 1:  # uint64 products wrap modulo 2^64, which is the arithmetic wanted
-        table[1:] = np.cumprod(np.full(size - 1, base, dtype=np.uint64))
-    return table
-
-
-_POWERS = _Powers()
-
-
 def split_batch(texts: list[str]) -> BatchWords:
     """fastText's words of every text (lone surrogates replaced, as fastText's UTF-8 input would have them)."""
     encoded = [t.encode("utf-8", "replace") for t in texts]
@@ -83,11 +60,15 @@ def split_batch(texts: list[str]) -> BatchWords:
     text_starts = np.zeros(len(texts), dtype=np.int64)
     text_starts[1:] = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))[:-1] + 1)
     text_of_word = np.searchsorted(text_starts, starts, side="right") - 1
-    up, down = _POWERS.get(n + 1)
-    prefix = np.zeros(n + 1, dtype=np.uint64)
-    np.cumsum((arr.astype(np.uint64) + np.uint64(1)) * up[:n], out=prefix[1:])
-    length = (ends - starts).astype(np.uint64)
-    keys = mix64(((prefix[ends] - prefix[starts]) * down[starts]) ^ (length * _LENGTH_MIX))
-    keys = (keys >> np.uint64(1)).astype(np.int64)  # non-negative: -1 stays free as "no key"
-    keys[(ends - starts) > MAX_HASHED_BYTES] = -1
+    lengths = ends - starts
+    hashed = np.flatnonzero(lengths <= MAX_HASHED_BYTES)
+    first, size = starts[hashed], lengths[hashed]
+    value = np.zeros(len(hashed), dtype=np.uint64)
+    alive = np.arange(len(hashed))
+    for k in range(int(size.max()) if len(size) else 0):  # uint64 arithmetic wraps modulo 2^64
+        alive = alive[size[alive] > k]
+        value[alive] = value[alive] * _BASE + arr[first[alive] + k] + np.uint64(1)
+    mixed = mix64(value ^ (size.astype(np.uint64) * _LENGTH_MIX))
+    keys = np.full(len(starts), -1, dtype=np.int64)
+    keys[hashed] = (mixed >> np.uint64(1)).astype(np.int64)  # non-negative: -1 stays free as "no key"
     return BatchWords(data, starts, ends, text_of_word, keys, len(texts))
