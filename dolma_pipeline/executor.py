@@ -135,6 +135,20 @@ def _run_one(work: Callable[[Any], dict[str, Any]], shard: Shard) -> dict[str, A
     return stats
 
 
+def where_to_run(processes: int, ray_address: str | None, debug: bool, executor: str) -> str:
+    """"serial" (this process), "local" (forked processes) or "ray" (an embedded or joined cluster).
+
+    One process and no cluster to join (or `debug`) run serially; joining a cluster
+    (`ray_address`/RAY_ADDRESS) always uses Ray; otherwise `executor` decides.
+    """
+    if executor not in ("ray", "local"):
+        raise DolmaError(f"unknown executor {executor!r}; valid choices: ray, local")
+    cluster = bool(ray_address or os.environ.get("RAY_ADDRESS"))
+    if debug or (processes <= 1 and not cluster):
+        return "serial"
+    return "ray" if cluster or executor == "ray" else "local"
+
+
 def run_shards(
     work: Callable[[Any], dict[str, Any]],
     shards: Sequence[Shard],
@@ -151,8 +165,7 @@ def run_shards(
     `executor="local"` runs the shards on a pool of forked processes on this machine instead of an
     embedded Ray cluster (no start-up cost); joining a cluster (`ray_address`/RAY_ADDRESS) always uses Ray.
     """
-    if executor not in ("ray", "local"):
-        raise DolmaError(f"unknown executor {executor!r}; valid choices: ray, local")
+    where = where_to_run(processes, ray_address, debug, executor)
     summary = RunSummary(files=len(shards))
     start = time.perf_counter()
     todo: list[Shard] = []
@@ -169,13 +182,10 @@ def run_shards(
         bar = _progress(len(shards), summary.files_resumed, desc)
         on_done = _updater(bar, summary, start)
         try:
-            # One process and no cluster to join: nothing to parallelise, so skip starting Ray.
-            cluster = bool(ray_address or os.environ.get("RAY_ADDRESS"))
-            serial = debug or (processes <= 1 and not cluster)
-            if serial:
+            if where == "serial":
                 for shard in todo:
                     on_done(_run_one(work, shard))
-            elif executor == "local" and not cluster:
+            elif where == "local":
                 _run_on_local_pool(work, todo, processes, on_done)
             else:
                 _run_on_ray(work, todo, processes, ray_address, on_done)

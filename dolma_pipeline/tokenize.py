@@ -41,7 +41,7 @@ import orjson
 from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards
+from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
 from dolma_pipeline.reader import OnError
 from dolma_pipeline.tokenfile import (
     DTYPES,
@@ -212,15 +212,7 @@ def run(config: Config) -> int:
 
 def _executor(config: Config) -> str:
     """Where the shards run: "serial" (this process), "local" (forked processes) or "ray"."""
-    if _serial(config):
-        return "serial"
-    cluster = bool(config.ray_address or os.environ.get("RAY_ADDRESS"))
-    return "ray" if cluster or config.executor == "ray" else "local"
-
-
-def _serial(config: Config) -> bool:
-    """One local process gains nothing from Ray but its start-up time: run the shards in this process."""
-    return config.debug or (config.processes == 1 and not config.ray_address and not os.environ.get("RAY_ADDRESS"))
+    return where_to_run(config.processes, config.ray_address, config.debug, config.executor)
 
 
 def _file_identity(path: str) -> tuple:
@@ -256,7 +248,7 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                           encoder_threads=threads)
               for path in files]
     summary = run_shards(encode_shard, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="tokenize",
+                         debug=config.debug, ignore_existing=config.ignore_existing, desc="tokenize",
                          executor=config.executor)
     inputs = []
     for shard in shards:
@@ -281,7 +273,7 @@ def _write_parts(config: Config, destination: str, work_dir: str, inputs: list[E
               for n, (start, end) in enumerate(bounds)]
     _remove_stale_parts(destination, config.group, len(shards))
     summary = run_shards(write_part, shards, processes=config.processes, ray_address=config.ray_address,
-                         debug=_serial(config), ignore_existing=config.ignore_existing, desc="write parts",
+                         debug=config.debug, ignore_existing=config.ignore_existing, desc="write parts",
                          executor=config.executor)
     part_lengths = [int(lengths[order[start:end]].sum()) for start, end in bounds]
     oversized = sum(1 for (start, end), n in zip(bounds, part_lengths) if end - start == 1 and n > max_tokens)

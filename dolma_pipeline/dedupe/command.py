@@ -8,7 +8,6 @@ an interrupted run resumes where it stopped and a rerun reuses finished work whe
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 from typing import Any
@@ -19,7 +18,7 @@ from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards
+from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards, where_to_run
 from dolma_pipeline.tag import write_run_record
 
 log = logging.getLogger(__name__)
@@ -41,11 +40,7 @@ class StageRunner:
 
     def __enter__(self) -> StageRunner:
         config = self.config
-        cluster = bool(config.ray_address or os.environ.get("RAY_ADDRESS"))
-        # Same rule as the executor: one process and no cluster to join run in this process.
-        serial = config.debug or (config.processes <= 1 and not cluster)
-        self.local_pool = not serial and not cluster and config.executor == "local"
-        if not serial and not self.local_pool:
+        if where_to_run(config.processes, config.ray_address, config.debug, config.executor) == "ray":
             self._started_ray = ray_init(config.processes, config.ray_address)
         return self
 
@@ -62,7 +57,7 @@ class StageRunner:
     def run(self, name: str, work: Any, shards: list[Shard]) -> RunSummary:
         summary = run_shards(work, shards, processes=self.config.processes, ray_address=self.config.ray_address,
                              debug=self.config.debug, ignore_existing=self.config.ignore_existing,
-                             desc=f"dedupe {name}", executor="local" if self.local_pool else "ray")
+                             desc=f"dedupe {name}", executor=self.config.executor)
         log.info("stage %s: %d shards (%d already done) in %.1fs", name, summary.files, summary.files_resumed,
                  summary.seconds)
         self.summaries[name] = summary
