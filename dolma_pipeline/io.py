@@ -294,7 +294,9 @@ def compressor(path: str, level: int | None = None):
     return None
 
 
-SYNC_FLUSH = {".gz": zlib.Z_SYNC_FLUSH, ".zst": zstandard.COMPRESSOBJ_FLUSH_BLOCK}
+def sync_flush_mode(path: str) -> int:
+    """The `flush()` mode of `compressor(path)` that ends a block but keeps the stream (and dictionary) open."""
+    return zlib.Z_SYNC_FLUSH if path.endswith(".gz") else zstandard.COMPRESSOBJ_FLUSH_BLOCK
 
 
 def write_jsonl(path: str, rows: Iterable[dict]) -> int:

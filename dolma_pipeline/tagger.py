@@ -27,7 +27,8 @@ class Tagger:
         """Load models or compile resources; runs once per worker before the first prediction."""
 
     def predict(self, doc: Document) -> list[Span]:
-        raise NotImplementedError
+        """The spans of one document. Every tagger overrides this or `predict_batch` (abstract here)."""
+        raise NotImplementedError(f"tagger {self.name} overrides neither predict nor predict_batch")
 
     def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
         return [self.predict(doc) for doc in docs]

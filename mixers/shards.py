@@ -113,7 +113,7 @@ class PartWriter:
 
     @property
     def _sync_mode(self) -> int:
-        return io.SYNC_FLUSH[".gz" if self.extension.endswith(".gz") else ".zst"]
+        return io.sync_flush_mode(self.extension)
 
     def _close(self) -> None:
         if self._compress is not None:

@@ -8,8 +8,8 @@ words a batch sees for the first time get theirs all at once from `fasttext_ngra
 hashing vectorised over the model file; for other model formats, `get_word_vector` x `len(get_subwords)`).
 A batch is split into words and each word keyed on its bytes by `fasttext_words` (numpy, no Python string
 per word), so it costs one dict lookup per distinct word plus a few numpy operations. As in fastText, a
-literal `</s>` word ends the line: it is read as the end-of-line token and what follows is ignored. The output layer is fastText's Huffman tree, rebuilt from the
-label counts exactly as fastText builds it, evaluated for all labels at once. Probabilities agree with
+literal `</s>` word ends the line: it is read as the end-of-line token and what follows is ignored.
+The output layer is fastText's Huffman tree, rebuilt from the label counts exactly as fastText builds it, evaluated for all labels at once. Probabilities agree with
 `model.predict(text, k=-1)` to float rounding (fastText sums in float32); like fastText with threshold 0,
 labels whose log-probability falls below log(1e-5) are not reported (here: probability 0).
 """
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "__label__"
 EOS = "</s>"
+EOS_KEY = int(split_batch([EOS]).keys[0])  # the key of a literal `</s>` word in a batch
 # A floor of fastText's `std_log`: log(x + 1e-5).
 _LOG_EPSILON = 1e-5
 CACHE_LIMIT = 1_000_000  # words; ~70 MB of vectors plus the dict
@@ -103,7 +104,6 @@ class CachedWordClassifier:
         self.hits = np.zeros(1024, dtype=np.int64)
         self._add_many([EOS], [EOS])
         self.eos = self.index[EOS]
-        self.eos_key = int(split_batch([EOS]).keys[0])
         if keep and old_sums is not None:
             rows = np.fromiter((old_index[w] for w in keep), dtype=np.int64, count=len(keep))
             self._store(keep, old_sums[rows], old_sizes[rows])
@@ -125,12 +125,12 @@ class CachedWordClassifier:
                 sizes[i] = len(ids)
         return sums, sizes
 
-    def _add_many(self, keys: list[int | str], words: list[str]) -> None:
-        """Cache (sum of input rows, number of rows) of new distinct words under their keys."""
+    def _add_many(self, keys: list[int | str], words: list[str]) -> np.ndarray:
+        """Cache (sum of input rows, number of rows) of new distinct words under their keys; their rows."""
         sums, sizes = self._word_sums(words)
-        self._store(keys, sums, sizes)
+        return self._store(keys, sums, sizes)
 
-    def _store(self, keys: list[int | str], sums: np.ndarray, sizes: np.ndarray) -> None:
+    def _store(self, keys: list[int | str], sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         first = len(self.index)
         needed = first + len(keys)
         if needed > len(self.sizes):
@@ -141,6 +141,7 @@ class CachedWordClassifier:
         self.sums[first:needed] = sums
         self.sizes[first:needed] = sizes
         self.index.update(zip(keys, range(first, needed)))
+        return np.arange(first, needed)
 
     def _line_rows(self, batch: BatchWords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row of each word fastText reads, its text, texts already closed by a literal `</s>` word).
@@ -149,7 +150,7 @@ class CachedWordClassifier:
         """
         rows, text_of_word = self._rows(batch), batch.text_of_word
         closed = np.zeros(batch.texts, dtype=bool)
-        literal = np.flatnonzero(batch.keys == self.eos_key)
+        literal = np.flatnonzero(batch.keys == EOS_KEY)
         if len(literal):
             texts, first = np.unique(text_of_word[literal], return_index=True)
             cut = np.full(batch.texts, len(rows))
@@ -166,8 +167,7 @@ class CachedWordClassifier:
         rows = np.fromiter((index.get(key, -1) for key in unique.tolist()), dtype=np.int64, count=len(unique))
         new = np.flatnonzero((rows < 0) & (unique >= 0))
         if len(new):
-            rows[new] = np.arange(len(index), len(index) + len(new))
-            self._add_many(unique[new].tolist(), [batch.word(i) for i in first[new].tolist()])
+            rows[new] = self._add_many(unique[new].tolist(), [batch.word(i) for i in first[new].tolist()])
         rows = rows[inverse.ravel()]
         unhashed = np.flatnonzero(batch.keys < 0)  # very long words: keyed by the word itself
         if len(unhashed):

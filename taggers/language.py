@@ -121,7 +121,8 @@ class FastTextLanguageTagger(Tagger):
         return out if self.columns is None else out[:, list(self.columns)]
 
     def language_spans(self, scores: np.ndarray, start: int, end: int) -> list[Span]:
-        raise NotImplementedError
+        """The spans of one scored range; each concrete tagger below defines it (abstract here)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define language_spans")
 
     def finish(self, doc: Document, spans: list[Span]) -> list[Span]:
         return spans
