@@ -1,11 +1,11 @@
 """Benchmark `dolma tokenize` against dolma 1.2.1's `dolma tokens` and raw `Tokenizer.encode_batch`.
 
     python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--executor ray local]
-        [--dolma PATH] [--json OUT]
+        [--encoder cached|tokenizers] [--dolma PATH] [--json OUT]
 
 All figures are for the same input files on the same machine in the same run:
-- ours: wall time of `dolma tokenize --processes P --executor E` (a fresh process: imports, Ray start-up
-  with `ray`, both stages, summary) over the tokens it wrote;
+- ours: wall time of `dolma tokenize --processes P --executor E --encoder C` (a fresh process: imports,
+  Ray start-up with `ray`, both stages, summary) over the tokens it wrote;
 - dolma 1.2.1: wall time of `dolma tokens --processes P` (skipped with a message if its venv is absent);
 - raw: `Tokenizer.encode_batch` (and `encode_batch_fast`) over the same stripped texts held in memory, in
   one process, batches of 1024, with the library's default thread pool (all cores) and with one thread.
@@ -128,10 +128,10 @@ def compare(ours: dict, theirs: dict) -> dict[str, int]:
             "only_ours": len(ours.keys() - theirs.keys()), "only_dolma": len(theirs.keys() - ours.keys())}
 
 
-def run_ours(files: list[str], tokenizer: str, processes: int, out: str, executor: str) -> dict:
+def run_ours(files: list[str], tokenizer: str, processes: int, out: str, executor: str, encoder: str) -> dict:
     wall, driver_cpu = run_timed([sys.executable, "-m", "dolma_pipeline.cli", "tokenize", "--documents", *files,
                                   "--destination", out, "--tokenizer.name_or_path", tokenizer,
-                                  "--processes", str(processes), "--executor", executor],
+                                  "--processes", str(processes), "--executor", executor, "--encoder", encoder],
                                  env=dict(os.environ, DOLMA_NO_PROGRESS="1", PYTHONPATH=REPO))
     with open(os.path.join(out, "dolma_tokenize.summary.json")) as fh:
         summary = json.load(fh)
@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[2], help="one or more process counts")
     parser.add_argument("--executor", nargs="+", default=["ray", "local"], choices=["ray", "local"],
                         help="our executor(s) at each process count (ray: embedded cluster, start-up included)")
+    parser.add_argument("--encoder", default="cached", choices=["cached", "tokenizers"],
+                        help="our encoder: the exact chunk cache (default) or tokenizers' encode_batch_fast")
     parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")
     parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the cached OLMo tokenizer)")
     parser.add_argument("--json", default=None, help="write the figures here")
@@ -192,13 +194,13 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="tokenize-bench-")
     print(f"input: {len(files)} file(s) from {args.documents}, {sum(map(os.path.getsize, files)) / 1e6:.1f} MB gz; "
           f"cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
-    figures: dict = {"files": len(files), "runs": {}}
+    figures: dict = {"files": len(files), "encoder": args.encoder, "runs": {}}
     checked = False
     try:
         for processes, executor in [(p, e) for p in args.processes for e in args.executor
                                     if p > 1 or e == args.executor[0]]:  # one process runs in the driver
             ours_dir = os.path.join(work, f"ours-{processes}-{executor}")
-            ours = run_ours(files, tokenizer, processes, ours_dir, executor)
+            ours = run_ours(files, tokenizer, processes, ours_dir, executor, args.encoder)
             tokens = ours["tokens"]
             if not figures.get("tokens"):
                 figures["tokens"] = tokens

@@ -98,6 +98,9 @@ class Config:
     processes: int = 1
     seed: int = 3920
     batch_size: int = 1024  # documents per encode_batch call
+    # cached: exact chunk-cached encoding for byte-level BPE tokenizers (bpe_cache.py), the same ids as
+    # tokenizers' own encoder and several times faster; tokenizers: always tokenizers' encode_batch_fast.
+    encoder: Literal["cached", "tokenizers"] = "cached"
     on_error: OnError = "fail"
     strip_text: bool = True  # strip surrounding whitespace before encoding, as Dolma (empty docs are skipped)
     group: str = "0"  # the <group> in part-<group>-<NNNNN>.npy
@@ -245,7 +248,7 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                           tokenizer_path=tokenizer.path, dtype=dtype.name,
                           bos_token_id=config.tokenizer.bos_token_id, eos_token_id=config.tokenizer.eos_token_id,
                           strip_text=config.strip_text, on_error=config.on_error, batch_size=config.batch_size,
-                          encoder_threads=threads)
+                          encoder_threads=threads, cached_encoder=config.encoder == "cached")
               for path in files]
     summary = run_shards(encode_shard, shards, processes=config.processes, ray_address=config.ray_address,
                          debug=config.debug, ignore_existing=config.ignore_existing, desc="tokenize",

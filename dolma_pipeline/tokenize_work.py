@@ -13,7 +13,6 @@ Its bytes depend only on the inputs, the tokenizer and the seed, never on which 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
 from dolma_pipeline.reader import ReadStats, read_documents
 from dolma_pipeline.tokenfile import PartWriter
-from dolma_pipeline.tokenizer_io import document_tokens, load_tokenizer, set_encoder_threads
+from dolma_pipeline.tokenizer_io import DocumentEncoder, load_tokenizer, set_encoder_threads
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +56,15 @@ class EncodeShard(Shard):
     on_error: str = "fail"
     batch_size: int = 1024
     encoder_threads: int = 1
+    cached_encoder: bool = True
 
 
 @lru_cache(maxsize=2)
-def _worker_tokenizer(path: str, threads: int):
+def _worker_encoder(shard_options: tuple) -> DocumentEncoder:
+    """One encoder per process and options, so its chunk cache serves every file the process encodes."""
+    path, threads, bos, eos, strip, cached = shard_options
     set_encoder_threads(threads)  # before this process's first batch: the Rust pool is sized once
-    return load_tokenizer(path)
+    return DocumentEncoder(load_tokenizer(path), bos, eos, strip, cached)
 
 
 class _EncodedFile:
@@ -77,31 +79,33 @@ class _EncodedFile:
         self.source_documents: Counter[str] = Counter()
         self.source_tokens: Counter[str] = Counter()
 
-    def add(self, batch: list[Document], encoded: list[list[int] | None]) -> None:
-        """Append a batch; `[]` marks an empty document (skipped, counted), None a bad one (already counted)."""
-        kept = [(doc, ids) for doc, ids in zip(batch, encoded) if ids]
-        self.empty += sum(1 for ids in encoded if ids is not None and not ids)
+    def add(self, batch: list[Document], tokens: np.ndarray, lengths: np.ndarray, bad: set[int]) -> None:
+        """Append a batch: each document's ids are the next `lengths[i]` of `tokens`.
+
+        A document with no ids is empty (skipped, counted) unless it is in `bad` (already counted).
+        """
+        self.empty += sum(1 for i, n in enumerate(lengths.tolist()) if n == 0 and i not in bad)
+        kept = [doc for doc, n in zip(batch, lengths.tolist()) if n]
         if not kept:
             return
-        lengths = np.fromiter((len(ids) for _, ids in kept), dtype=np.int64, count=len(kept))
+        lengths = lengths[lengths > 0]
         total = int(lengths.sum())
-        flat = np.fromiter(itertools.chain.from_iterable(ids for _, ids in kept), dtype=self.dtype, count=total)
-        id_bytes = [doc.id.encode("utf-8") for doc, _ in kept]
+        id_bytes = [doc.id.encode("utf-8") for doc in kept]
         id_ends = self.id_offset + np.cumsum([len(b) for b in id_bytes], dtype=np.int64)
         token_ends = self.token_offset + np.cumsum(lengths)
         rows = np.empty((len(kept), DOC_FIELDS), dtype="<i8")
         rows[:, 0] = token_ends - lengths
         rows[:, 1] = token_ends
-        rows[:, 2] = [doc.line for doc, _ in kept]
+        rows[:, 2] = [doc.line for doc in kept]
         rows[:, 3] = id_ends - [len(b) for b in id_bytes]
         rows[:, 4] = id_ends
-        self.tokens_out.write(flat.tobytes())
+        self.tokens_out.write(tokens.astype(self.dtype).tobytes())
         self.docs_out.write(rows.tobytes())
         self.ids_out.write(b"".join(id_bytes))
         self.token_offset += total
         self.id_offset = int(id_ends[-1])
         self.documents += len(kept)
-        for (doc, _), n in zip(kept, lengths.tolist()):
+        for doc, n in zip(kept, lengths.tolist()):
             source = doc.source if isinstance(doc.source, str) else NO_SOURCE
             self.source_documents[source] += 1
             self.source_tokens[source] += n
@@ -110,7 +114,8 @@ class _EncodedFile:
 def encode_shard(shard: EncodeShard) -> dict[str, Any]:
     """Encode one input file into its intermediate files; returns the shard's stats."""
     cpu_start = time.process_time()
-    tokenizer = _worker_tokenizer(shard.tokenizer_path, shard.encoder_threads)
+    encoder = _worker_encoder((shard.tokenizer_path, shard.encoder_threads, shard.bos_token_id, shard.eos_token_id,
+                               shard.strip_text, shard.cached_encoder))
     base = shard.output[: -len(".tokens")]
     stats = ReadStats()
     dtype = np.dtype(shard.dtype)
@@ -125,10 +130,10 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
             for doc in read_documents(shard.input, shard.on_error, stats):
                 batch.append(doc)
                 if len(batch) >= shard.batch_size:
-                    encoded.add(batch, _encode(tokenizer, batch, shard, stats))
+                    encoded.add(batch, *_encode(encoder, batch, shard, stats))
                     batch = []
             if batch:
-                encoded.add(batch, _encode(tokenizer, batch, shard, stats))
+                encoded.add(batch, *_encode(encoder, batch, shard, stats))
     except DataFormatError as e:
         if shard.on_error == "fail":
             raise
@@ -141,21 +146,30 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
     return result
 
 
-def _encode(tokenizer, batch: list[Document], shard: EncodeShard, stats: ReadStats) -> list[list[int] | None]:
+def _encode(encoder: DocumentEncoder, batch: list[Document], shard: EncodeShard,
+            stats: ReadStats) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """(ids, ids per document, the documents that could not be tokenized and were skipped)."""
     try:
         for doc in batch:
             doc.id.encode("utf-8")  # ids go to the CSV as UTF-8
-        return document_tokens(tokenizer, [doc.text for doc in batch], shard.bos_token_id, shard.eos_token_id,
-                               shard.strip_text)
-    except Exception:  # tokenizers raises plain Exceptions, e.g. for a lone surrogate from a JSON escape
-        return [_encode_one(tokenizer, doc, shard, stats) for doc in batch]
+        return (*encoder.encode([doc.text for doc in batch]), set())
+    except Exception:  # e.g. a lone surrogate from a JSON escape: find the document, one at a time
+        pieces, lengths, bad = [], np.zeros(len(batch), dtype=np.int64), set()
+        for i, doc in enumerate(batch):
+            tokens = _encode_one(encoder, doc, shard, stats)
+            if tokens is None:
+                bad.add(i)
+            else:
+                pieces.append(tokens)
+                lengths[i] = len(tokens)
+        return (np.concatenate(pieces) if pieces else np.zeros(0, np.int64)), lengths, bad
 
 
-def _encode_one(tokenizer, doc: Document, shard: EncodeShard, stats: ReadStats) -> list[int] | None:
+def _encode_one(encoder: DocumentEncoder, doc: Document, shard: EncodeShard, stats: ReadStats) -> np.ndarray | None:
     """Encode one document of a batch that failed, to name the bad line (or skip it under `skip_line`)."""
     try:
         doc.id.encode("utf-8")
-        return document_tokens(tokenizer, [doc.text], shard.bos_token_id, shard.eos_token_id, shard.strip_text)[0]
+        return encoder.encode([doc.text])[0]
     except Exception as e:  # the tokenizer raises plain Exceptions for text it cannot take
         error = DataFormatError(doc.path, doc.line, f"cannot tokenize document {doc.id!r}: {e}")
         if shard.on_error != "skip_line":

@@ -18,7 +18,11 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
+import numpy as np
+
+from dolma_pipeline import bpe_cache
 from dolma_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -136,3 +140,53 @@ def document_tokens(tokenizer, texts: Sequence[str], bos: int | None, eos: int |
     for i, ids in zip(keep, encode_texts(tokenizer, [prepared[i] for i in keep])):
         out[i] = add_special_tokens(ids, bos, eos)
     return out
+
+
+class DocumentEncoder:
+    """Batches of document texts to the ids they contribute to a token file, as flat arrays.
+
+    The same ids as `document_tokens`. With `cached` (the default), a tokenizer of the byte-level BPE
+    family is encoded by `bpe_cache.CachedEncoder`, exact and several times faster; any other tokenizer,
+    and `cached=False`, goes through `tokenizers`' own batch encoder.
+    """
+
+    def __init__(self, tokenizer, bos: int | None, eos: int | None, strip: bool = True, cached: bool = True):
+        self.tokenizer, self.bos, self.eos, self.strip = tokenizer, bos, eos, strip
+        self.cache = bpe_cache.CachedEncoder(tokenizer) if cached and bpe_cache.supports(tokenizer) else None
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of all documents concatenated, ids per document); a document with no ids is to be skipped."""
+        prepared = [prepare_text(t, self.strip) for t in texts]
+        if self.cache is not None:
+            flat, lengths = self.cache.encode(prepared)
+        else:
+            ids = encode_texts(self.tokenizer, prepared)
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        return with_special_tokens(flat.astype(np.int64, copy=False), lengths, self.bos, self.eos)
+
+
+def with_special_tokens(flat: np.ndarray, lengths: np.ndarray, bos: int | None,
+                        eos: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """`add_special_tokens` on every document of a flat batch at once."""
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    present = lengths > 0
+    if not present.any():
+        return flat, lengths
+    positions, values = [], []
+    if eos is not None:  # listed before BOS: where one document ends and the next starts, EOS goes first
+        need = present & (flat[np.maximum(ends - 1, 0)] != eos)
+        positions.append(ends[need])
+        values.append(np.full(int(need.sum()), eos, dtype=flat.dtype))
+        lengths = lengths + need
+    if bos is not None:
+        need_bos = present & (flat[np.minimum(starts, max(len(flat) - 1, 0))] != bos)
+        positions.append(starts[need_bos])
+        values.append(np.full(int(need_bos.sum()), bos, dtype=flat.dtype))
+        lengths = lengths + need_bos
+    if not positions:
+        return flat, lengths
+    where = np.concatenate(positions)
+    order = np.argsort(where, kind="stable")
+    return np.insert(flat, where[order], np.concatenate(values)[order]), lengths
