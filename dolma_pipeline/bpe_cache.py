@@ -34,7 +34,6 @@ import re
 import sys
 import unicodedata
 from collections.abc import Sequence
-from functools import lru_cache
 from itertools import chain, compress
 
 import numpy as np
@@ -285,27 +284,30 @@ def _pre_tokenize_joined(chunks: list[str], pattern) -> list[list[str]]:
     return [kept[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-@lru_cache(maxsize=1)
-def _new_characters() -> np.ndarray:
-    """A table over all code points: True where Python's Unicode data has no character (or a surrogate).
+# Per code point: 0 not yet looked at, 1 a character Python's Unicode data knows, 2 a new one (or a surrogate).
+# The `regex` module and the tokenizer's Oniguruma follow different Unicode versions, so they may class a
+# recently assigned character differently (letter or not). Every character Python's (older) Unicode data
+# knows is classed alike by both; the tests check every code point. Filled in as code points are met.
+_CODE_POINTS = np.zeros(sys.maxunicode + 1, dtype=np.int8)
 
-    The `regex` module and the tokenizer's Oniguruma follow different Unicode versions, so they may class
-    a recently assigned character differently (letter or not). Every character Python's (older) Unicode
-    data knows is classed alike by both; the tests check every code point.
-    """
-    category = unicodedata.category
-    return np.array([category(chr(c)) in ("Cn", "Cs") for c in range(sys.maxunicode + 1)], dtype=bool)
+
+def _new_characters(points: np.ndarray) -> np.ndarray:
+    """Which of `points` are new characters (see `_CODE_POINTS`)."""
+    unseen = np.unique(points[_CODE_POINTS[points] == 0])
+    for c in unseen.tolist():
+        _CODE_POINTS[c] = 2 if unicodedata.category(chr(c)) in ("Cn", "Cs") else 1
+    return _CODE_POINTS[points] == 2
 
 
 def _holding_new_characters(chunks: list[str]) -> np.ndarray:
-    """Which chunks hold a character of `_new_characters()`; they are encoded by `tokenizers` itself."""
+    """Which chunks hold a new character (`_CODE_POINTS`); they are encoded by `tokenizers` itself."""
     flags = np.zeros(len(chunks), dtype=bool)
     wide = [k for k, c in enumerate(chunks) if not c.isascii()]
     if not wide:
         return flags
     texts = [chunks[k] for k in wide]
     points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    new = _new_characters()[points]
+    new = _new_characters(points)
     if new.any():
         owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
         flags[np.asarray(wide)[np.unique(owner[new])]] = True
