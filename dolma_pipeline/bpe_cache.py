@@ -6,20 +6,25 @@ caching whole *chunks* of text: a chunk is a run of whitespace followed by a run
 (`" word,"`, `"\\n\\n    def"`). Each document is cut into chunks by one C-level `re.findall`, and the
 ids of each chunk are looked up; only chunks never seen before are encoded.
 
-Why the ids are the same as `Tokenizer.encode(text).ids` (the tests check it on every document of the
-corpora and on adversarial text, and `bench/tokenize_bench.py` against Dolma for every document):
+Why the ids are the same as `Tokenizer.encode(text).ids` (tests/tokenize/test_bpe_cache.py checks it on
+every code point in several contexts and on adversarial text; `bench/tokenize_bench.py` compares every
+document with Dolma's):
 - Byte-level pre-tokenisation (the GPT-2 regex) never puts whitespace after non-whitespace in one piece,
   and never looks behind; so a piece never crosses the start of a whitespace run that follows
   non-whitespace, and the pieces of a text are the pieces of its chunks, concatenated.
 - Every added token of a supported tokenizer is all whitespace or all non-whitespace (the OLMo
   tokenizer's runs of spaces and `|||EMAIL_ADDRESS|||`), so an added-token match lies inside one run and
-  so inside one chunk. A chunk that holds one is encoded by `tokenizers` itself.
+  so inside one chunk. As in `tokenizers`, a chunk is split at its added tokens (leftmost-longest) and
+  the text between them is pre-tokenised on its own.
 - BPE works on each piece alone. A piece is pre-tokenised here with the GPT-2 regex (the `regex`
   module for `\\p{L}` / `\\p{N}`) and mapped to bytes as `ByteLevel` does; BPE itself is the tokenizer's
   model, `model.tokenize`, so merges are never re-implemented.
+- A character that the `regex` module and the tokenizer's Oniguruma class differently (they follow
+  different Unicode versions) is found by probing each code point once; its chunk goes to `tokenizers`.
 - Normalisation is the tokenizer's own (`normalizer.normalize_str`) on any text that is not ASCII, and
   a document holding an un-normalised added token (`<|endoftext|>`, `<|padding|>`) is encoded whole by
   `tokenizers`, which splits those before normalising.
+- Whitespace is Unicode's White_Space property, spelt out (a fixed set that Oniguruma's \\s also uses).
 
 Any tokenizer outside this family (another pre-tokeniser or normaliser, BPE dropout, an added token
 mixing whitespace and text, `lstrip` / `rstrip` / `single_word`) is refused by `supports()` and the caller
@@ -32,12 +37,12 @@ import gc
 import json
 import re
 import sys
-import unicodedata
 from collections.abc import Sequence
 from itertools import chain, compress
 
 import numpy as np
 import regex
+from tokenizers import pre_tokenizers
 
 # Unicode White_Space: what the tokenizer's regex engine (Oniguruma) calls \s. Python's own \s also
 # takes U+001C..U+001F, which Oniguruma does not, so the class is spelt out.
@@ -284,23 +289,40 @@ def _pre_tokenize_joined(chunks: list[str], pattern) -> list[list[str]]:
     return [kept[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-# Per code point: 0 not yet looked at, 1 a character Python's Unicode data knows, 2 a new one (or a surrogate).
-# The `regex` module and the tokenizer's Oniguruma follow different Unicode versions, so they may class a
-# recently assigned character differently (letter or not). Every character Python's (older) Unicode data
-# knows is classed alike by both; the tests check every code point. Filled in as code points are met.
+# Per code point: 0 not yet looked at, 1 classed alike by `regex` and the tokenizer, 2 not (or a surrogate).
+# The `regex` module and the tokenizer's regex engine (Oniguruma) follow different Unicode versions, so a
+# recently assigned character may be a letter to one and not to the other. Each code point met is probed
+# once through the tokenizer's own pre-tokeniser; chunks holding one classed differently go to `tokenizers`.
 _CODE_POINTS = np.zeros(sys.maxunicode + 1, dtype=np.int8)
+_REFERENCE_PRE_TOKENIZER = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+
+
+def _classed_alike(point: int) -> bool:
+    """Whether `regex` and the tokenizer split the same probe around `chr(point)` identically.
+
+    After a letter, a digit and punctuation, and between spaces: a character merges with the letter
+    only if it is a letter, with the digit only if a number, with the punctuation only if neither and not
+    whitespace. So equal pieces mean the same class in both engines, and the same pieces in any text.
+    """
+    c = chr(point)
+    probe = f"a{c}1{c}.{c} {c}{c} {c}'s"
+    try:
+        reference = [piece for piece, _ in _REFERENCE_PRE_TOKENIZER.pre_tokenize_str(probe)]
+    except Exception:  # a lone surrogate: tokenizers refuses it, and so must we
+        return False
+    ours = [p.encode("utf-8").decode("latin-1").translate(_BYTE_LEVEL) for p in _PIECES.findall(probe)]
+    return ours == reference
 
 
 def _new_characters(points: np.ndarray) -> np.ndarray:
-    """Which of `points` are new characters (see `_CODE_POINTS`)."""
-    unseen = np.unique(points[_CODE_POINTS[points] == 0])
-    for c in unseen.tolist():
-        _CODE_POINTS[c] = 2 if unicodedata.category(chr(c)) in ("Cn", "Cs") else 1
+    """Which of `points` the two engines class differently (see `_CODE_POINTS`)."""
+    for c in np.unique(points[_CODE_POINTS[points] == 0]).tolist():
+        _CODE_POINTS[c] = 1 if _classed_alike(c) else 2
     return _CODE_POINTS[points] == 2
 
 
 def _holding_new_characters(chunks: list[str]) -> np.ndarray:
-    """Which chunks hold a new character (`_CODE_POINTS`); they are encoded by `tokenizers` itself."""
+    """Which chunks hold a character the two engines class differently; `tokenizers` encodes those."""
     flags = np.zeros(len(chunks), dtype=bool)
     wide = [k for k, c in enumerate(chunks) if not c.isascii()]
     if not wide:

@@ -135,3 +135,35 @@ def test_with_special_tokens_matches_the_per_document_rule():
         expected = [add_special_tokens(list(d), bos, eos) for d in docs]
         assert new_lengths.tolist() == [len(d) for d in expected]
         assert new_flat.tolist() == [t for d in expected for t in d]
+
+
+def test_code_points_are_probed_against_the_tokenizers_pre_tokenizer():
+    from dolma_pipeline.bpe_cache import _classed_alike
+
+    for c in "a1. 東\u0301🎉\u3000\x1c":
+        assert _classed_alike(ord(c)), repr(c)
+    assert not _classed_alike(0xD800)  # a lone surrogate: left to tokenizers, which refuses it
+
+
+def test_a_chunk_with_a_character_classed_differently_goes_to_tokenizers(olmo_tokenizer, monkeypatch):
+    from dolma_pipeline import bpe_cache
+
+    table = bpe_cache._CODE_POINTS.copy()
+    table[ord("é")] = 2  # as if `regex` and Oniguruma disagreed about é
+    monkeypatch.setattr(bpe_cache, "_CODE_POINTS", table)
+    encoder = CachedEncoder(olmo_tokenizer)
+    calls = []
+    real = olmo_tokenizer.encode_batch_fast
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(olmo_tokenizer, name)
+
+        def encode_batch_fast(self, texts, **kwargs):
+            calls.append(list(texts))
+            return real(texts, **kwargs)
+
+    encoder.tokenizer = Spy()
+    texts = ["un café noir", "the café's menu", "no accents here", "  résumé  "]
+    assert_same(olmo_tokenizer, encoder, texts)
+    assert sorted(c for batch in calls for c in batch) == sorted([" café", " café's", "  résumé"])
