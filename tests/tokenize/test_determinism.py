@@ -112,3 +112,12 @@ def test_part_writer_with_few_inputs_mapped_gives_the_same_bytes(corpus, tmp_pat
     narrow = str(tmp_path / "narrow")
     tokenize(corpus, narrow)
     assert part_bytes(narrow) == part_bytes(wide)
+
+
+def test_the_cached_encoder_and_tokenizers_write_the_same_bytes(corpus, tmp_path):
+    cached = str(tmp_path / "cached")
+    reference = str(tmp_path / "tokenizers")
+    tokenize(corpus, cached)
+    tokenize(corpus, reference, encoder="tokenizers")
+    assert len(part_bytes(cached)) > 4
+    assert part_bytes(cached) == part_bytes(reference)
