@@ -79,9 +79,21 @@ def _byte_level_alphabet() -> str:
 _BYTE_LEVEL = _byte_level_alphabet()
 
 
+def _byte_level(piece: str) -> str:
+    """A piece as `ByteLevel` hands it to BPE: one character per UTF-8 byte."""
+    return piece.encode("utf-8").decode("latin-1").translate(_BYTE_LEVEL)
+
+
+class UnsupportedTokenizer(ValueError):
+    """The tokenizer is outside the family `CachedEncoder` reproduces; encode with `tokenizers`."""
+
+
 def supports(tokenizer) -> bool:
     """Whether `tokenizer` is in the family whose ids this encoder reproduces exactly."""
-    spec = json.loads(tokenizer.to_str())
+    return _supported(json.loads(tokenizer.to_str()))
+
+
+def _supported(spec: dict) -> bool:
     normalizer = spec.get("normalizer")
     pre = spec.get("pre_tokenizer") or {}
     model = spec.get("model") or {}
@@ -110,9 +122,9 @@ class CachedEncoder:
     """
 
     def __init__(self, tokenizer, max_chunks: int = 1 << 20):
-        if not supports(tokenizer):
-            raise ValueError("tokenizer is not a plain byte-level BPE tokenizer; encode with tokenizers")
-        spec = json.loads(tokenizer.to_str())
+        spec = json.loads(tokenizer.to_str())  # the whole vocabulary: about 0.1 s, so parsed once
+        if not _supported(spec):
+            raise UnsupportedTokenizer("tokenizer is not a plain byte-level BPE tokenizer; encode with tokenizers")
         self.tokenizer = tokenizer
         self.model = tokenizer.model
         self.normalizer = tokenizer.normalizer
@@ -186,7 +198,7 @@ class CachedEncoder:
         """Encode chunks not in the cache and add them to it."""
         tails = list(chunks)  # the text of each chunk to pre-tokenise here
         heads: dict[int, list] = {}  # what comes before a chunk's tail: added tokens, pieces, ids by tokenizers
-        by_tokenizers = np.flatnonzero(_holding_new_characters(chunks)).tolist()
+        by_tokenizers = np.flatnonzero(_holding_disputed_characters(chunks)).tolist()
         if by_tokenizers:
             encoded = self.tokenizer.encode_batch_fast([chunks[k] for k in by_tokenizers], add_special_tokens=False)
             for k, e in zip(by_tokenizers, encoded):
@@ -202,8 +214,7 @@ class CachedEncoder:
             piece_lists[k] = head + piece_lists[k]
         pieces = list(chain.from_iterable(piece_lists))
         for piece in set(pieces).difference(self._piece_ids):
-            mapped = piece.encode("utf-8").decode("latin-1").translate(_BYTE_LEVEL)
-            self._piece_ids[piece] = tuple(t.id for t in self.model.tokenize(mapped))
+            self._piece_ids[piece] = tuple(t.id for t in self.model.tokenize(_byte_level(piece)))
         ids = list(map(self._piece_ids.__getitem__, pieces))
         piece_lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         tokens = np.fromiter(chain.from_iterable(ids), dtype=np.uint32, count=int(piece_lengths.sum()))
@@ -310,18 +321,18 @@ def _classed_alike(point: int) -> bool:
         reference = [piece for piece, _ in _REFERENCE_PRE_TOKENIZER.pre_tokenize_str(probe)]
     except Exception:  # a lone surrogate: tokenizers refuses it, and so must we
         return False
-    ours = [p.encode("utf-8").decode("latin-1").translate(_BYTE_LEVEL) for p in _PIECES.findall(probe)]
+    ours = [_byte_level(p) for p in _PIECES.findall(probe)]
     return ours == reference
 
 
-def _new_characters(points: np.ndarray) -> np.ndarray:
+def _disputed(points: np.ndarray) -> np.ndarray:
     """Which of `points` the two engines class differently (see `_CODE_POINTS`)."""
     for c in np.unique(points[_CODE_POINTS[points] == 0]).tolist():
         _CODE_POINTS[c] = 1 if _classed_alike(c) else 2
     return _CODE_POINTS[points] == 2
 
 
-def _holding_new_characters(chunks: list[str]) -> np.ndarray:
+def _holding_disputed_characters(chunks: list[str]) -> np.ndarray:
     """Which chunks hold a character the two engines class differently; `tokenizers` encodes those."""
     flags = np.zeros(len(chunks), dtype=bool)
     wide = [k for k, c in enumerate(chunks) if not c.isascii()]
@@ -329,10 +340,10 @@ def _holding_new_characters(chunks: list[str]) -> np.ndarray:
         return flags
     texts = [chunks[k] for k in wide]
     points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    new = _new_characters(points)
-    if new.any():
+    disputed = _disputed(points)
+    if disputed.any():
         owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-        flags[np.asarray(wide)[np.unique(owner[new])]] = True
+        flags[np.asarray(wide)[np.unique(owner[disputed])]] = True
     return flags
 
 
