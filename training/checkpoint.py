@@ -7,8 +7,14 @@ Layout of ``save_folder/stepNNNNNNNN/``:
 - ``model.safetensors`` (+ ``config.yaml``): the full model, rank 0 only, if ``checkpoint.unsharded``.
 
 A checkpoint is written to ``.tmp-stepNNNNNNNN`` and renamed when every rank is done, so a directory
-named ``stepN`` is always complete. Loading never unpickles arbitrary objects: DCP's metadata goes
-through an allow-listed unpickler, tensors load with ``weights_only=True``, everything else is JSON.
+named ``stepN`` is always complete: every file and directory of it is fsynced before the rename, and
+older checkpoints are pruned only after the renamed directory's parent is fsynced too.
+
+Loading runs no code from the checkpoint: DCP's ``.metadata`` pickle is read by an unpickler that
+resolves only an exact list of ``(module, name)`` pairs (DCP's metadata dataclasses, ``torch.Size``,
+torch dtypes and layouts), tensor items go through DCP's ``torch.load(weights_only=True)``, pickled
+byte items are refused, RNG states and the unsharded export are safetensors, and everything else is
+JSON or YAML read with ``safe_load``.
 """
 
 from __future__ import annotations
@@ -68,9 +74,22 @@ class CheckpointError(TrainingError):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Allows only the classes DCP metadata is made of."""
+    """Resolves only the exact ``(module, name)`` pairs DCP metadata is made of, plus torch dtypes.
 
-    _ALLOWED = {
+    Anything else, including a dotted name that would walk from an allowed module into the modules it
+    imports (``("torch.distributed.checkpoint.filesystem", "os.system")``), is a CheckpointError.
+    """
+
+    _ALLOWED = frozenset({
+        ("torch.distributed.checkpoint.metadata", "Metadata"),
+        ("torch.distributed.checkpoint.metadata", "MetadataIndex"),
+        ("torch.distributed.checkpoint.metadata", "StorageMeta"),
+        ("torch.distributed.checkpoint.metadata", "ChunkStorageMetadata"),
+        ("torch.distributed.checkpoint.metadata", "TensorStorageMetadata"),
+        ("torch.distributed.checkpoint.metadata", "BytesStorageMetadata"),
+        ("torch.distributed.checkpoint.metadata", "TensorProperties"),
+        ("torch.distributed.checkpoint.metadata", "_MEM_FORMAT_ENCODING"),
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
         ("collections", "OrderedDict"),
         ("builtins", "set"),
         ("builtins", "frozenset"),
@@ -79,16 +98,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ("pathlib", "WindowsPath"),
         ("pathlib", "PureWindowsPath"),
         ("torch.serialization", "_get_layout"),  # maps a layout name to torch.strided etc.
-    }
+        ("torch", "Size"),
+    })
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("torch.distributed.checkpoint.") or (module, name) in self._ALLOWED:
+        if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
-        if module == "torch":
+        if module == "torch" and name.isidentifier():
             obj = getattr(torch, name, None)
-            if isinstance(obj, (torch.dtype, torch.layout, torch.memory_format)) or obj is torch.Size:
+            if isinstance(obj, (torch.dtype, torch.layout, torch.memory_format)):
                 return obj
-        raise CheckpointError(f"refusing to unpickle {module}.{name} from checkpoint metadata")
+        raise CheckpointError(f"refusing to unpickle {module}.{name} from checkpoint metadata: only DCP's "
+                              "metadata classes and torch dtypes may appear there")
 
 
 class SafeFileSystemReader(FileSystemReader):
@@ -127,6 +148,24 @@ def _world() -> int:
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries, to stable storage."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory below ``root``, children first, so renaming ``root`` publishes
+    data that is already on disk (DCP's own shards are synced as written: this is cheap for them)."""
+    for dirpath, _, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            _fsync(Path(dirpath) / name)
+        _fsync(Path(dirpath))
 
 
 def step_dirs(folder: str | Path) -> list[tuple[int, Path]]:
@@ -192,7 +231,9 @@ class Checkpointer:
         rng = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state()
-        save_file(rng, str(tmp / "rng" / f"rank{_rank():05d}.safetensors"))
+        rng_file = tmp / "rng" / f"rank{_rank():05d}.safetensors"
+        save_file(rng, str(rng_file))
+        _fsync(rng_file)  # each rank its own file: on a shared filesystem rank 0 cannot flush another node's
         if self.cfg.checkpoint.unsharded:
             self._save_unsharded(model, tmp)
         if _rank() == 0:
@@ -205,9 +246,14 @@ class Checkpointer:
             save_config(self.cfg, tmp / "config.yaml")
         _barrier()
         if _rank() == 0:
-            if final.exists():
-                shutil.rmtree(final)
+            _fsync_tree(tmp)
+            old = self.folder / f".old-step{step:08d}"
+            if final.exists():  # the same step saved again: keep the old copy until the new one is durable
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
             os.replace(tmp, final)
+            _fsync(self.folder)  # the rename is durable: only now may older checkpoints go
+            shutil.rmtree(old, ignore_errors=True)
             self._prune()
         _barrier()
         return final
