@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from dolma_pipeline.bpe_cache import CachedEncoder, supports
-from dolma_pipeline.tokenizer_io import (
+from dolma_pipeline.tokenize.bpe_cache import CachedEncoder, supports
+from dolma_pipeline.tokenize.tokenizer_io import (
     DocumentEncoder,
     add_special_tokens,
     document_tokens,
@@ -138,7 +138,7 @@ def test_with_special_tokens_matches_the_per_document_rule():
 
 
 def test_code_points_are_probed_against_the_tokenizers_pre_tokenizer():
-    from dolma_pipeline.bpe_cache import _classed_alike
+    from dolma_pipeline.tokenize.bpe_cache import _classed_alike
 
     for c in "a1. 東\u0301🎉\u3000\x1c":
         assert _classed_alike(ord(c)), repr(c)
@@ -146,7 +146,7 @@ def test_code_points_are_probed_against_the_tokenizers_pre_tokenizer():
 
 
 def test_a_chunk_with_a_character_classed_differently_goes_to_tokenizers(olmo_tokenizer, monkeypatch):
-    from dolma_pipeline import bpe_cache
+    from dolma_pipeline.tokenize import bpe_cache
 
     table = bpe_cache._CODE_POINTS.copy()
     table[ord("é")] = 2  # as if `regex` and Oniguruma disagreed about é

@@ -10,8 +10,8 @@ import pytest
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import marker_path
-from dolma_pipeline.tokenfile import list_parts, metadata_path, read_rows
-from dolma_pipeline.tokenize import SUMMARY_NAME, Config, run
+from dolma_pipeline.tokenize.command import SUMMARY_NAME, Config, run
+from dolma_pipeline.tokenize.tokenfile import list_parts, metadata_path, read_rows
 
 from .conftest import make_docs, truncate, write_docs
 
@@ -104,7 +104,7 @@ def test_process_count_does_not_change_the_bytes(corpus, tmp_path, executor):
 
 
 def test_part_writer_with_few_inputs_mapped_gives_the_same_bytes(corpus, tmp_path, monkeypatch):
-    from dolma_pipeline import tokenize_work
+    from dolma_pipeline.tokenize import work as tokenize_work
 
     wide = str(tmp_path / "wide")
     tokenize(corpus, wide)

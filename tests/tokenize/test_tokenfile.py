@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from dolma_pipeline.tokenfile import (
+from dolma_pipeline.tokenize.tokenfile import (
     DocumentRow,
     PartWriter,
     dtype_for_vocab,

@@ -13,8 +13,8 @@ from dolma_pipeline.cli import main as cli_main
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.errors import ConfigError, DataFormatError, DolmaError
 from dolma_pipeline.reader import read_documents
-from dolma_pipeline.tokenfile import iter_documents, list_parts, metadata_path, read_rows
-from dolma_pipeline.tokenize import SUMMARY_NAME, Config, run
+from dolma_pipeline.tokenize.command import SUMMARY_NAME, Config, run
+from dolma_pipeline.tokenize.tokenfile import iter_documents, list_parts, metadata_path, read_rows
 
 from .conftest import make_docs, truncate, write_docs
 

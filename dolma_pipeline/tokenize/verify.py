@@ -20,8 +20,15 @@ import numpy as np
 
 from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.reader import read_documents
-from dolma_pipeline.tokenfile import infer_dtype, list_parts, metadata_path, open_tokens, read_rows
-from dolma_pipeline.tokenizer_io import document_tokens, load_tokenizer, resolve_tokenizer
+from dolma_pipeline.tokenize.tokenfile import (
+    SUMMARY_NAME,
+    infer_dtype,
+    list_parts,
+    metadata_path,
+    open_tokens,
+    read_rows,
+)
+from dolma_pipeline.tokenize.tokenizer_io import document_tokens, load_tokenizer, resolve_tokenizer
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS = 20
@@ -58,8 +65,6 @@ class _Location:
 
 def _tokenizer_options(directory: str, config: Any) -> tuple[str, int | None, int | None, bool, str | None]:
     """(tokenizer file, bos, eos, strip, dtype) from the run's summary, or from the flags for foreign output."""
-    from dolma_pipeline.tokenize import SUMMARY_NAME
-
     summary_path = os.path.join(directory, SUMMARY_NAME)
     if not os.path.exists(summary_path):
         resolved = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(directory, ".verify-tokenizer"))

@@ -22,8 +22,8 @@ from itertools import chain
 
 import numpy as np
 
-from dolma_pipeline import bpe_cache
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tokenize import bpe_cache
 
 log = logging.getLogger(__name__)
 

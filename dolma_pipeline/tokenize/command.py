@@ -6,7 +6,7 @@
         [--max_size BYTES] [--processes N] [--seed 3920] [--on_error fail|skip_line|skip_file]
     dolma tokenize --verify OUT
 
-Output (dolma_pipeline/tokenfile.py): `OUT/part-<group>-<NNNNN>.npy` raw token memmaps with their
+Output (dolma_pipeline/tokenize/tokenfile.py): `OUT/part-<group>-<NNNNN>.npy` raw token memmaps with their
 `.csv.gz` document tables, `OUT/dolma_tokenize.summary.json` and `OUT/dolma_tokenize.config.yaml`.
 
 `--max_size` is in BYTES of each `.npy` file (Dolma's documented unit; Dolma 1.2.1 actually applied it to
@@ -43,15 +43,24 @@ from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
 from dolma_pipeline.reader import OnError
-from dolma_pipeline.tokenfile import (
+from dolma_pipeline.tokenize.tokenfile import (
+    CONFIG_NAME,
     DTYPES,
+    SUMMARY_NAME,
     dtype_for_vocab,
     list_parts,
     max_token_id,
     metadata_path,
     part_stem,
 )
-from dolma_pipeline.tokenize_work import (
+from dolma_pipeline.tokenize.tokenizer_io import (
+    DEFAULT_TOKENIZER,
+    OLMO_EOS,
+    OLMO_PAD,
+    ResolvedTokenizer,
+    resolve_tokenizer,
+)
+from dolma_pipeline.tokenize.work import (
     EncodedInput,
     EncodeShard,
     PartShard,
@@ -62,18 +71,9 @@ from dolma_pipeline.tokenize_work import (
     write_part,
     write_plan,
 )
-from dolma_pipeline.tokenizer_io import (
-    DEFAULT_TOKENIZER,
-    OLMO_EOS,
-    OLMO_PAD,
-    ResolvedTokenizer,
-    resolve_tokenizer,
-)
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "dolma_tokenize.config.yaml"
-SUMMARY_NAME = "dolma_tokenize.summary.json"
 DEFAULT_MAX_SIZE = 1024 * 1024 * 1024  # bytes of one .npy part, as Dolma
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -160,7 +160,7 @@ def default_work_dir(destination: str) -> str:
 
 def run(config: Config) -> int:
     if config.verify:
-        from dolma_pipeline.tokenize_verify import verify_directory
+        from dolma_pipeline.tokenize.verify import verify_directory
 
         report = verify_directory(config.verify, config)
         print(report.render())

@@ -30,8 +30,8 @@ from dolma_pipeline.documents import Document
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
 from dolma_pipeline.reader import ReadStats, read_documents
-from dolma_pipeline.tokenfile import PartWriter
-from dolma_pipeline.tokenizer_io import DocumentEncoder, load_tokenizer, set_encoder_threads
+from dolma_pipeline.tokenize.tokenfile import PartWriter
+from dolma_pipeline.tokenize.tokenizer_io import DocumentEncoder, load_tokenizer, set_encoder_threads
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,9 @@ NPY_SUFFIX = ".npy"
 CSV_SUFFIX = ".csv.gz"
 PART_RE = re.compile(r"^part-(?P<group>.+)-(?P<index>\d{5,})\.npy$")
 DTYPES = ("uint8", "uint16", "uint32", "uint64")
+# Beside the parts of a finished `dolma tokenize` run: its config and its summary (tokenizer, sha256, dtype).
+CONFIG_NAME = "dolma_tokenize.config.yaml"
+SUMMARY_NAME = "dolma_tokenize.summary.json"
 
 
 def part_stem(group: str, index: int) -> str:
