@@ -16,6 +16,11 @@ from dolma_pipeline.errors import DataFormatError
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
+# orjson writes at most 254 levels of nesting: a deeper document could be read but never written back (the
+# mixer would stop on it), and recursive code would meet Python's recursion limit near 1,000. Deeper
+# documents are a data error at parse time, skippable like any bad line.
+MAX_JSON_DEPTH = 254
+
 
 def sanitize_key_part(part: str) -> str:
     """Dolma keeps only `[A-Za-z0-9_]` in each part of an attribute key."""
@@ -81,12 +86,36 @@ class Document:
         return cls({"id": id, "text": text, **fields})
 
 
+def nested_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `value` nests lists and objects more than `limit` levels deep (an iterative walk)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_depth(raw: Any, line: bytes | str, path: str, lineno: int) -> None:
+    """Raise a DataFormatError when a parsed line nests deeper than MAX_JSON_DEPTH.
+
+    Only lines with that many brackets can, so the walk is skipped for almost every line.
+    """
+    opening = line.count(b"[") + line.count(b"{") if type(line) is bytes else line.count("[") + line.count("{")
+    if opening > MAX_JSON_DEPTH and type(raw) in (dict, list) and nested_too_deep(raw):
+        raise DataFormatError(path, lineno, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 def parse_document(line: bytes | str, path: str, lineno: int) -> Document:
     """Parse one JSONL line into a Document or raise a DataFormatError naming file and line."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         raw = _parse_slow(line, path, lineno, e)
+    check_depth(raw, line, path, lineno)
     if not isinstance(raw, dict):
         raise DataFormatError(path, lineno, f"expected a JSON object, got {type(raw).__name__}")
     doc_id = raw.get("id")
@@ -104,6 +133,9 @@ def _parse_slow(line: bytes | str, path: str, lineno: int, err: Exception) -> An
     """orjson rejects lone surrogate escapes that the stdlib accepts; tell UTF-8 and JSON errors apart."""
     import json
 
+    if "depth limit" in str(err):  # orjson stops at 1,024 levels; the stdlib would recurse until it fails
+        raise DataFormatError(path, lineno, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")
@@ -113,3 +145,5 @@ def _parse_slow(line: bytes | str, path: str, lineno: int, err: Exception) -> An
         return json.loads(line)
     except json.JSONDecodeError as e:
         raise DataFormatError(path, lineno, f"malformed JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise DataFormatError(path, lineno, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None

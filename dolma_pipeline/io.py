@@ -1,7 +1,8 @@
 """Streaming, atomic reads and writes of Dolma files: local or any smart_open scheme, plain/.gz/.zst.
 
-Compression is handled here rather than by smart_open so that (a) a truncated archive is an error,
-never a silent short read, and (b) written bytes are deterministic (no gzip timestamp).
+Compression is handled here (and in `dolma_pipeline.lines` for reading) rather than by smart_open so that
+(a) a truncated archive is an error, never a silent short read, (b) decompression and lines are bounded
+(`max_line_bytes`), and (c) written bytes are deterministic (no gzip timestamp).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import zstandard
 from zlib_ng import zlib_ng as zlib  # zlib's API, same levels and ratios; ~2.5x faster deflate
 
 from dolma_pipeline.errors import DataFormatError, InputNotFoundError
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES, LineTooLong, decompressed_chunks, split_lines
 
-CHUNK = 1 << 20
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
 
@@ -139,67 +140,21 @@ def open_raw(path: str, mode: str = "rb") -> IO[bytes]:
     return smart_open.open(path, mode, compression="disable")
 
 
-def _gzip_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
-    dec = zlib.decompressobj(wbits=47)
-    in_member = False
-    for chunk in iter(lambda: raw.read(CHUNK), b""):
-        while chunk:
-            in_member = True
-            try:
-                out = dec.decompress(chunk)
-            except zlib.error as e:
-                raise DataFormatError(path, None, f"corrupt gzip data ({e})") from None
-            if out:
-                yield out
-            if dec.eof:  # a multi-member gzip: start the next member on what is left
-                chunk = dec.unused_data
-                dec = zlib.decompressobj(wbits=47)
-                in_member = False
-            else:
-                chunk = b""
-    if in_member:
-        raise DataFormatError(path, None, "truncated gzip file (compressed data ended before the end-of-stream marker)")
-
-
-def _zstd_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
-    dctx = zstandard.ZstdDecompressor()
-    dec = dctx.decompressobj()
-    in_frame = False
-    for chunk in iter(lambda: raw.read(CHUNK), b""):
-        while chunk:
-            in_frame = True
-            try:
-                out = dec.decompress(chunk)
-            except zstandard.ZstdError as e:
-                raise DataFormatError(path, None, f"corrupt zstd data ({e})") from None
-            if out:
-                yield out
-            if dec.eof:
-                chunk = dec.unused_data
-                dec = dctx.decompressobj()
-                in_frame = False
-            else:
-                chunk = b""
-    if in_frame:
-        raise DataFormatError(path, None, "truncated zstd file (the last frame is incomplete)")
-
-
-def iter_raw_lines(path: str) -> Iterator[bytes]:
-    """Yield the lines of a (possibly compressed) file as bytes without their newline."""
+def iter_lines(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[bytes | LineTooLong]:
+    """The lines of a (possibly compressed) file without their newline; see `dolma_pipeline.lines.split_lines`."""
     with open_raw(path) as raw:
-        if path.endswith(".gz"):
-            chunks: Iterable[bytes] = _gzip_chunks(raw, path)
-        elif path.endswith((".zst", ".zstd")):
-            chunks = _zstd_chunks(raw, path)
-        else:
-            chunks = iter(lambda: raw.read(CHUNK), b"")
-        pending = b""
-        for chunk in chunks:
-            parts = (pending + chunk).split(b"\n")
-            pending = parts.pop()
-            yield from parts
-        if pending:
-            yield pending
+        yield from split_lines(decompressed_chunks(raw, path), max_line_bytes)
+
+
+def iter_raw_lines(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[bytes]:
+    """Yield the lines of a (possibly compressed) file as bytes without their newline.
+
+    A line longer than `max_line_bytes` is a DataFormatError naming file, line and byte offset.
+    """
+    for lineno, line in enumerate(iter_lines(path, max_line_bytes), 1):
+        if type(line) is LineTooLong:
+            raise DataFormatError(path, lineno, line.problem())
+        yield line
 
 
 def is_parquet(path: str) -> bool:

@@ -2,7 +2,8 @@
 
 `fail` raises a DataFormatError naming file and line; `skip_line` drops the bad line and counts it;
 `skip_file` is decided by the caller (which discards a file's partial output on any error). Errors
-that concern the whole file (truncated archive, empty file) cannot be skipped line by line.
+that concern the whole file (truncated archive, empty file) cannot be skipped line by line. A line longer
+than `max_line_bytes` is a line error like any other: it is never held in memory whole.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Literal
 
 from dolma_pipeline.documents import Document, parse_document
 from dolma_pipeline.errors import DataFormatError
-from dolma_pipeline.io import is_parquet, iter_parquet_rows, iter_raw_lines
+from dolma_pipeline.io import is_parquet, iter_lines, iter_parquet_rows
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES, LineTooLong
 
 OnError = Literal["fail", "skip_line", "skip_file"]
 ON_ERROR_CHOICES = ("fail", "skip_line", "skip_file")
@@ -32,14 +34,15 @@ class ReadStats:
 
 
 def read_documents(path: str, on_error: OnError = "fail", stats: ReadStats | None = None,
-                   parquet_columns: dict[str, str] | None = None) -> Iterator[Document]:
+                   parquet_columns: dict[str, str] | None = None,
+                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Document]:
     """Yield the documents of one file in order; `doc.line` is the 1-based line (or row) number."""
     stats = stats if stats is not None else ReadStats()
     lines = 0
-    for lineno, raw in _raw_records(path, parquet_columns):
+    for lineno, raw in _raw_records(path, parquet_columns, max_line_bytes):
         lines = lineno
         try:
-            doc = raw if isinstance(raw, Document) else _parse(raw, path, lineno)
+            doc = raw if type(raw) is Document else _parse(raw, path, lineno)
         except DataFormatError as e:
             if on_error != "skip_line":
                 raise
@@ -53,23 +56,26 @@ def read_documents(path: str, on_error: OnError = "fail", stats: ReadStats | Non
         raise DataFormatError(path, None, "empty file (no documents)")
 
 
-def _raw_records(path: str, parquet_columns: dict[str, str] | None) -> Iterator[tuple[int, bytes | Document]]:
+def _raw_records(path: str, parquet_columns: dict[str, str] | None,
+                 max_line_bytes: int) -> Iterator[tuple[int, bytes | Document | LineTooLong]]:
     if is_parquet(path):
         for row_number, row in enumerate(iter_parquet_rows(path, parquet_columns), 1):
             yield row_number, _document_from_row(row, path, row_number)
         return
     previous_blank = None
-    for lineno, line in enumerate(iter_raw_lines(path), 1):
+    for lineno, line in enumerate(iter_lines(path, max_line_bytes), 1):
         if previous_blank is not None:
             yield previous_blank, b""
             previous_blank = None
-        if not line.strip():
+        if type(line) is bytes and not line.strip():
             previous_blank = lineno  # a trailing blank line is tolerated; one in the middle is an error
             continue
         yield lineno, line
 
 
-def _parse(line: bytes, path: str, lineno: int) -> Document:
+def _parse(line: bytes | LineTooLong, path: str, lineno: int) -> Document:
+    if type(line) is LineTooLong:
+        raise DataFormatError(path, lineno, line.problem())
     if not line:
         raise DataFormatError(path, lineno, "empty line")
     return parse_document(line, path, lineno)

@@ -14,6 +14,7 @@ from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.documents import Document, attribute_key, sanitize_key_part
 from dolma_pipeline.errors import ConfigError, DataFormatError
 from dolma_pipeline.executor import RunSummary, Shard, run_shards
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError, ReadStats, read_documents
 from dolma_pipeline.registry import import_modules
 from dolma_pipeline.tagger import TAGGERS, Tagger, build_taggers
@@ -43,10 +44,13 @@ class TagConfig:
     executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
     on_error: OnError = "fail"
     parquet_columns: dict[str, str] = field(default_factory=dict)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is a bad line (see --on_error)
 
     def validate(self) -> None:
         if self.processes < 1:
             raise ConfigError("processes must be at least 1")
+        if self.max_line_bytes < 1:
+            raise ConfigError("max_line_bytes must be at least 1")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
 
@@ -60,6 +64,7 @@ class TagShard(Shard):
     on_error: str = "fail"
     batch_size: int = 512
     parquet_columns: dict[str, str] = field(default_factory=dict)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 def attributes_path(doc_path: str, experiment: str, destination: str | None = None, base: str | None = None) -> str:
@@ -131,7 +136,8 @@ def tag_shard(shard: TagShard) -> dict[str, Any]:
     try:
         with io.AtomicWriter(shard.output) as writer:
             batch: list[Document] = []
-            for doc in read_documents(shard.input, shard.on_error, stats, shard.parquet_columns or None):
+            for doc in read_documents(shard.input, shard.on_error, stats, shard.parquet_columns or None,
+                                      shard.max_line_bytes):
                 batch.append(doc)
                 if len(batch) >= shard.batch_size:
                     writer.write_lines(rows(batch))
@@ -164,12 +170,13 @@ def plan(config: TagConfig) -> list[TagShard]:
         options = {n: config.tagger_options[n] for n in names if n in config.tagger_options}
         destination = io.join(config.destination, experiment) if config.destination and len(groups) > 1 \
             else config.destination
-        fp = fingerprint([experiment, names, options, config.on_error, config.parquet_columns])
+        fp = fingerprint([experiment, names, options, config.on_error, config.parquet_columns, config.max_line_bytes])
         for path in files:
             shards.append(TagShard(input=path, output=attributes_path(path, experiment, destination, base),
                                    fingerprint=fp, experiment=experiment, taggers=names, tagger_options=options,
                                    tagger_modules=config.tagger_modules, on_error=config.on_error,
-                                   batch_size=config.batch_size, parquet_columns=config.parquet_columns))
+                                   batch_size=config.batch_size, parquet_columns=config.parquet_columns,
+                                   max_line_bytes=config.max_line_bytes))
     return shards
 
 

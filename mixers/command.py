@@ -53,17 +53,18 @@ def _finished_report(plan: StreamPlan, stream_fp: str) -> dict[str, Any] | None:
     return marker["report"]
 
 
-def _units(plan: StreamPlan, stream_fp: str) -> list[MixShard]:
+def _units(plan: StreamPlan, stream_fp: str, max_line_bytes: int) -> list[MixShard]:
     stream = plan.config
     stream_dict = to_dict(stream)
     parts_dir = io.join(stream.output.path, ".parts", stream.name)
     units = []
     for index, (doc_path, attr_paths) in enumerate(zip(plan.documents, plan.attribute_paths)):
         prefix = io.join(parts_dir, f"{index:06d}")
-        unit_fp = fingerprint({"stream": stream_fp, "input": doc_path, "attributes": attr_paths, "index": index})
+        unit_fp = fingerprint({"stream": stream_fp, "input": doc_path, "attributes": attr_paths, "index": index,
+                               "max_line_bytes": max_line_bytes})
         units.append(MixShard(input=doc_path, output=f"{prefix}-0000{stream.output_extension()}", fingerprint=unit_fp,
                               stream=stream_dict, stream_fingerprint=stream_fp, attribute_paths=attr_paths,
-                              parts_prefix=prefix))
+                              parts_prefix=prefix, max_line_bytes=max_line_bytes))
     return units
 
 
@@ -111,7 +112,7 @@ def run(config: MixConfig) -> int:
             reports[plan.config.name] = done
         else:
             io.remove(_stream_marker(plan.config))  # its shards are about to be rewritten
-            pending.append((plan, stream_fp, _units(plan, stream_fp)))
+            pending.append((plan, stream_fp, _units(plan, stream_fp, config.max_line_bytes)))
 
     all_units = [u for _, _, units in pending for u in units]
     validated = time.perf_counter()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 
 Syntax = Literal["jsonpath", "jq"]
 Reduce = Literal["first", "last", "max", "min", "sum", "count", "frac"]
@@ -135,6 +136,7 @@ class MixConfig:
     report: str | None = None
     work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)
     shuffle: bool = False
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # longer document or attribute lines are errors
 
     def validate(self) -> None:
         if not self.streams:

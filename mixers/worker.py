@@ -17,8 +17,10 @@ import orjson
 
 from dolma_pipeline import io
 from dolma_pipeline.config import from_dict
+from dolma_pipeline.documents import check_depth
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
 from mixers.config import StreamConfig
 from mixers.rules import DocFilter, EvalError, MalformedAttribute, build_checks, sample_copies
@@ -36,6 +38,7 @@ class MixShard(Shard):
     stream_fingerprint: str = ""
     attribute_paths: list[str] = field(default_factory=list)
     parts_prefix: str = ""
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 class StreamMixer:
@@ -81,15 +84,16 @@ def stream_mixer(stream: dict[str, Any], fingerprint: str) -> StreamMixer:
     return mixer
 
 
-def _attribute_rows(path: str) -> Iterator[tuple[int, dict]]:
+def _attribute_rows(path: str, max_line_bytes: int) -> Iterator[tuple[int, dict]]:
     """(1-based line, attributes dict) of an attribute file; malformed rows are errors naming file and line."""
-    for lineno, line in enumerate(io.iter_raw_lines(path), 1):
+    for lineno, line in enumerate(io.iter_raw_lines(path, max_line_bytes), 1):
         if not line.strip():
             continue
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as e:
             raise DataFormatError(path, lineno, f"malformed JSON ({e})") from None
+        check_depth(row, line, path, lineno)
         if type(row) is not dict or type(row.get("attributes")) is not dict:
             raise DataFormatError(path, lineno, "an attribute row needs an `attributes` object")
         yield lineno, row
@@ -127,14 +131,14 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
     doc_path = shard.input
     doc_name = os.path.basename(doc_path)
     read_stats = ReadStats()
-    attr_readers = [(p, _attribute_rows(p)) for p in shard.attribute_paths if p]
+    attr_readers = [(p, _attribute_rows(p, shard.max_line_bytes)) for p in shard.attribute_paths if p]
     dropped: dict[str, int] = {}
     spans_replaced: dict[str, int] = {}
     documents_out = bytes_out = copies_added = 0
     checks, doc_filter, replacements = mixer.checks, mixer.filter, mixer.replacements
     discard, min_length, rate, seed = mixer.discard, mixer.min_text_length, mixer.sample, mixer.seed
 
-    for doc in read_documents(doc_path, "fail", read_stats):
+    for doc in read_documents(doc_path, "fail", read_stats, max_line_bytes=shard.max_line_bytes):
         raw = doc.raw
         attributes = _join_attributes(raw, doc, attr_readers, doc_path)
         text = doc.text
