@@ -94,17 +94,18 @@ def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
                               skeleton=skeletons[i], attribute_name=attribute_name)
         for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
     if not runner.all_done(write_shards):
-        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons)
+        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons, config.max_line_bytes)
     runner.run("write", exact.exact_write, write_shards)
     return plan
 
 
 def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_files: list[str],
-                   reduce_files: list[str], skeletons: list[str]) -> None:
+                   reduce_files: list[str], skeletons: list[str], max_line_bytes: int) -> None:
     partitions = len(reduce_files)
     mapped = runner.run("map", exact.exact_map, [
         exact.ExactMapShard(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
-                            rules=rules, partitions=partitions, skeleton=skeletons[i])
+                            rules=rules, partitions=partitions, skeleton=skeletons[i],
+                            max_line_bytes=max_line_bytes)
         for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))])
     _check_not_disabled(mapped, rules)
     runner.run("reduce", exact.exact_reduce, [

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 
 
 @dataclass
@@ -116,6 +117,7 @@ class DedupeConfig:
     debug: bool = False
     ignore_existing: bool = False
     dryrun: bool = False
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer document line is an error naming file and line
 
     @property
     def num_partitions(self) -> int:

@@ -29,6 +29,7 @@ from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitio
 from dolma_pipeline.dedupe.plan import LINE_BITS, ReduceShard, counts_cpu, write_rows
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import Shard
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class ExactMapShard(Shard):
     rules: UnitRules = field(default_factory=lambda: UnitRules("documents"))
     partitions: int = 1
     skeleton: str = ""  # where the ids and sources of the file's documents go, for the attribute writer
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 @counts_cpu
@@ -209,7 +211,7 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     per_line: list[int] = []
     skeleton: dict[str, list] = {"id": [], "source": [], "line": []}
     stats = ReadStats()
-    for doc in read_documents(shard.input, "fail", stats):
+    for doc in read_documents(shard.input, "fail", stats, max_line_bytes=shard.max_line_bytes):
         skeleton["id"].append(doc.id)
         skeleton["source"].append(doc.source)
         skeleton["line"].append(doc.line)

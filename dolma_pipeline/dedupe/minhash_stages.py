@@ -42,6 +42,7 @@ from dolma_pipeline.dedupe.plan import (
 from dolma_pipeline.documents import attribute_key
 from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.executor import Shard
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class SignShard(Shard):
     skip_empty: bool = False
     min_length: int = 0
     min_words: int = 0
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 @counts_cpu
@@ -78,7 +80,7 @@ def sign(shard: SignShard) -> dict[str, Any]:
     refs, signatures, shingle_sets = [], [], []
     skipped = {"skipped_no_words": 0, "skipped_min_length": 0, "skipped_min_words": 0}
     base = shard.file_index << LINE_BITS
-    for doc in read_documents(shard.input, "fail", stats):
+    for doc in read_documents(shard.input, "fail", stats, max_line_bytes=shard.max_line_bytes):
         if shard.min_length and len(doc.text) < shard.min_length:
             skipped["skipped_min_length"] += 1
             continue
@@ -196,6 +198,7 @@ class WriteShard(Shard):
     file_index: int = 0
     inputs: list[str] = field(default_factory=list)
     name: str = ""
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 @counts_cpu
@@ -210,7 +213,7 @@ def write_attributes(shard: WriteShard) -> dict[str, Any]:
 
     def rows():
         nonlocal duplicates
-        for doc in read_documents(shard.input, "fail", stats):
+        for doc in read_documents(shard.input, "fail", stats, max_line_bytes=shard.max_line_bytes):
             ref = base | doc.line
             cluster, size = by_line.get(doc.line, (ref, 1))
             dup = 1.0 if cluster != ref else 0.0
@@ -236,7 +239,7 @@ def run_minhash(config: DedupeConfig, runner: Any) -> RunPlan:
     plan = make_plan(config, ["minhash", 1, to_dict(cfg), section.min_length, section.min_words])
     final_fp = fingerprint([plan.inputs_fingerprint, section.name])
     write_shards = [WriteShard(input=path, output=out, fingerprint=final_fp, file_index=i, name=section.name,
-                               inputs=[plan.stage_dir("clusters", f"{p:05d}.bin") for p in range(P)])
+                               max_line_bytes=config.max_line_bytes, inputs=[plan.stage_dir("clusters", f"{p:05d}.bin") for p in range(P)])
                     for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
     if not runner.all_done(write_shards):
         cluster_files = _shuffle_and_cluster(config, runner, plan, P)
@@ -255,7 +258,7 @@ def _shuffle_and_cluster(config: DedupeConfig, runner: Any, plan: RunPlan, P: in
     runner.run("sign", sign, [
         SignShard(input=path, output=out, fingerprint=fingerprint([fp, P]), file_index=i, minhash=cfg, partitions=P,
                   shingles_output=shingle_files[i] if cfg.verify else "", min_length=section.min_length,
-                  min_words=section.min_words)
+                  min_words=section.min_words, max_line_bytes=config.max_line_bytes)
         for i, (path, out, fp) in enumerate(zip(plan.files, sign_files, plan.file_fingerprints))])
     base_fp = fingerprint([plan.inputs_fingerprint, P])
     bucket_files = [plan.stage_dir("bucket", f"{p:05d}.bin") for p in range(P)]

@@ -42,6 +42,7 @@ from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError
 from dolma_pipeline.tokenize.tokenfile import (
     CONFIG_NAME,
@@ -102,6 +103,7 @@ class Config:
     # tokenizers' own encoder and several times faster; tokenizers: always tokenizers' encode_batch_fast.
     encoder: Literal["cached", "tokenizers"] = "cached"
     on_error: OnError = "fail"
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is a bad line (see on_error)
     strip_text: bool = True  # strip surrounding whitespace before encoding, as Dolma (empty docs are skipped)
     group: str = "0"  # the <group> in part-<group>-<NNNNN>.npy
     work_dir: str | None = None
@@ -179,7 +181,7 @@ def run(config: Config) -> int:
         raise ConfigError(f"max_size {config.max_size} bytes cannot hold one {dtype.name} token")
     files = io.expand_paths(config.documents)
     stage_key = fingerprint([tokenizer.sha256, config.tokenizer.bos_token_id, config.tokenizer.eos_token_id,
-                             dtype.name, config.strip_text, config.on_error])
+                             dtype.name, config.strip_text, config.on_error, config.max_line_bytes])
 
     run_key = fingerprint([stage_key, config.seed, max_tokens, config.group, config.on_error,
                            [_file_identity(path) for path in files]])
@@ -248,6 +250,7 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                           tokenizer_path=tokenizer.path, dtype=dtype.name,
                           bos_token_id=config.tokenizer.bos_token_id, eos_token_id=config.tokenizer.eos_token_id,
                           strip_text=config.strip_text, on_error=config.on_error, batch_size=config.batch_size,
+                          max_line_bytes=config.max_line_bytes,
                           encoder_threads=threads, cached_encoder=config.encoder == "cached")
               for path in files]
     summary = run_shards(encode_shard, shards, processes=config.processes, ray_address=config.ray_address,

@@ -29,6 +29,7 @@ from dolma_pipeline import io
 from dolma_pipeline.documents import Document
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
 from dolma_pipeline.tokenize.tokenfile import PartWriter
 from dolma_pipeline.tokenize.tokenizer_io import DocumentEncoder, load_tokenizer, set_encoder_threads
@@ -54,6 +55,7 @@ class EncodeShard(Shard):
     eos_token_id: int | None = None
     strip_text: bool = True
     on_error: str = "fail"
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     batch_size: int = 1024
     encoder_threads: int = 1
     cached_encoder: bool = True
@@ -127,7 +129,7 @@ def encode_shard(shard: EncodeShard) -> dict[str, Any]:
             ids = stack.enter_context(io.AtomicWriter(base + ".ids"))
             encoded = _EncodedFile(tokens, docs, ids, dtype)
             batch: list[Document] = []
-            for doc in read_documents(shard.input, shard.on_error, stats):
+            for doc in read_documents(shard.input, shard.on_error, stats, max_line_bytes=shard.max_line_bytes):
                 batch.append(doc)
                 if len(batch) >= shard.batch_size:
                     encoded.add(batch, *_encode(encoder, batch, shard, stats))

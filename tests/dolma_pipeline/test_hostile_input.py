@@ -158,3 +158,43 @@ def test_deep_document_in_tag(tmp_path, capsys, policy):
     assert code == 0, output
     assert _summary(tmp_path)["lines_skipped"] == 2
     assert _ids(tmp_path / "attributes" / "e" / "x.jsonl") == ["g1", "g1"]
+
+
+def _overlong_corpus(root):
+    docs = root / "documents"
+    docs.mkdir(parents=True)
+    long_doc = json.dumps({"id": "long", "text": "x " * 3000}).encode() + b"\n"
+    (docs / "x.jsonl").write_bytes(GOOD + long_doc + b'{"id": "g3", "text": "after it"}\n')
+    return docs
+
+
+def _mix_yaml(root):
+    import yaml
+
+    config = {"streams": [{"name": "s", "documents": [f"{root}/documents/*.jsonl"],
+                           "output": {"path": f"{root}/mixed"}}], "debug": True}
+    path = root / "mix.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+COMMANDS = {
+    "tag": lambda r: ["tag", "--documents", f"{r}/documents/*", "--taggers", "char_length_v1", "--debug"],
+    "dedupe_exact": lambda r: ["dedupe", "--documents", f"{r}/documents", "--dedupe.name", "d", "--debug",
+                               "--dedupe.paragraphs.attribute_name", "para"],
+    "dedupe_minhash": lambda r: ["dedupe", "--documents", f"{r}/documents", "--dedupe.name", "m", "--debug",
+                                 "--dedupe.minhash.ngram", "2"],
+    "mix": lambda r: ["-c", _mix_yaml(r), "mix"],
+    "tokenize": lambda r: ["tokenize", "--documents", f"{r}/documents/*.jsonl", "--destination", f"{r}/tokens",
+                           "--debug"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_reading_command_takes_max_line_bytes(tmp_path, capsys, command):
+    _overlong_corpus(tmp_path)
+    code = main([*COMMANDS[command](tmp_path), "--max_line_bytes", "1000"])
+    output = "".join(capsys.readouterr())
+    assert code == 1
+    assert "x.jsonl:2: line longer than max_line_bytes=1000 (it starts at byte 29 " in output
+    assert main([*COMMANDS[command](tmp_path), "--max_line_bytes", "100000"]) == 0
