@@ -125,6 +125,7 @@ def _run_one(work: Callable[[Any], dict[str, Any]], shard: Shard) -> dict[str, A
     stats = dict(work(shard))
     stats["seconds"] = time.perf_counter() - start
     if not stats.get("skipped_file"):
+        io.sync_directories()  # the outputs' renames are durable before the marker says they are done
         marker = {
             "input": io.canonical_path(shard.input),
             "output": io.canonical_path(shard.output),

@@ -187,8 +187,8 @@ def iter_parquet_rows(path: str, columns: dict[str, str] | None = None, batch_si
 class AtomicWriter:
     """Write bytes to `path` so readers only ever see a complete file.
 
-    Local files go to a hidden temporary name in the same directory and are renamed on success;
-    object-store uploads only become visible when the multipart upload completes on close (the
+    Local files go to a hidden temporary name in the same directory, are fsynced and renamed on success
+    (the directory is fsynced by `sync_directories`, before a completion marker); object-store uploads only become visible when the multipart upload completes on close (the
     executor then adds a completion marker). Compression follows the extension, deterministically.
     """
 
@@ -222,9 +222,10 @@ class AtomicWriter:
         if exc_type is None:
             if self._compress is not None:
                 self._raw.write(self._compress.flush())
-            self._raw.close()
             if not self.remote:
-                os.replace(self.tmp, self.path)
+                commit_local(self._raw, self.tmp, self.path)
+            else:
+                self._raw.close()
             return
         if self.remote:
             terminate = getattr(self._raw, "terminate", None)
@@ -238,6 +239,39 @@ class AtomicWriter:
                 os.remove(self.tmp)
             except FileNotFoundError:
                 pass
+
+
+_UNSYNCED_DIRS: set[str] = set()
+
+
+def commit_local(fh: IO[bytes], tmp: str, path: str) -> None:
+    """Close `fh` (open on `tmp`) with its data on disk, then rename it to `path`."""
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+    os.replace(tmp, path)
+    _UNSYNCED_DIRS.add(os.path.dirname(os.path.abspath(path)))
+
+
+def renamed_into(directory: str) -> None:
+    """Note a rename into local `directory` made outside `commit_local`, for `sync_directories`."""
+    if not is_remote(directory):
+        _UNSYNCED_DIRS.add(os.path.abspath(directory))
+
+
+def sync_directories() -> None:
+    """fsync every directory this process renamed files into since the last call, so the renames survive
+    a crash; called before a completion marker is written (one fsync per directory, not per file)."""
+    while _UNSYNCED_DIRS:
+        directory = _UNSYNCED_DIRS.pop()
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # removed since (a temporary directory)
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def compressor(path: str, level: int | None = None):

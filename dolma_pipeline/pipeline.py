@@ -26,6 +26,7 @@ import yaml
 from dolma_pipeline.config import fingerprint, from_dict, load_yaml
 from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.lineage import Lineage, code_version, directory_fingerprint
+from dolma_pipeline.safety import check_name
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class StageConfig:
     inputs: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
+        check_name(self.name, "stage name")  # names the stage's record file
         if self.command not in DOLMA_COMMANDS + OTHER_COMMANDS:
             raise ConfigError(f"stage {self.name}: unknown command {self.command!r}; valid choices: "
                               f"{', '.join(DOLMA_COMMANDS + OTHER_COMMANDS)}")

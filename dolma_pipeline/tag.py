@@ -17,6 +17,7 @@ from dolma_pipeline.executor import RunSummary, Shard, run_shards
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError, ReadStats, read_documents
 from dolma_pipeline.registry import import_modules
+from dolma_pipeline.safety import check_name, check_outputs
 from dolma_pipeline.tagger import TAGGERS, Tagger, build_taggers
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class TagConfig:
             raise ConfigError("max_line_bytes must be at least 1")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        if self.experiment is not None:
+            check_name(self.experiment, "experiment")
 
 
 @dataclass
@@ -177,6 +180,7 @@ def plan(config: TagConfig) -> list[TagShard]:
                                    tagger_modules=config.tagger_modules, on_error=config.on_error,
                                    batch_size=config.batch_size, parquet_columns=config.parquet_columns,
                                    max_line_bytes=config.max_line_bytes))
+    check_outputs(files, [s.output for s in shards], [config.destination or ""], what="attribute file")
     return shards
 
 

@@ -20,9 +20,10 @@ from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.executor import read_marker, run_shards
+from dolma_pipeline.safety import check_outputs
 from mixers.config import MixConfig, StreamConfig
 from mixers.report import merge_unit_stats, render, stream_report
-from mixers.shards import Part, plan_shards, remove_parts, write_shards
+from mixers.shards import Part, claim_parts_dir, plan_shards, remove_parts, write_shards
 from mixers.validate import StreamPlan, plan_stream
 from mixers.worker import MixShard, StreamMixer, mix_file
 
@@ -53,10 +54,14 @@ def _finished_report(plan: StreamPlan, stream_fp: str) -> dict[str, Any] | None:
     return marker["report"]
 
 
+def _parts_dir(stream: StreamConfig) -> str:
+    return io.join(stream.output.path, ".parts", stream.name)
+
+
 def _units(plan: StreamPlan, stream_fp: str, max_line_bytes: int) -> list[MixShard]:
     stream = plan.config
     stream_dict = to_dict(stream)
-    parts_dir = io.join(stream.output.path, ".parts", stream.name)
+    parts_dir = _parts_dir(stream)
     units = []
     for index, (doc_path, attr_paths) in enumerate(zip(plan.documents, plan.attribute_paths)):
         prefix = io.join(parts_dir, f"{index:06d}")
@@ -76,9 +81,12 @@ def _pack(plan: StreamPlan, units: list[MixShard]) -> tuple[dict[str, Any], list
         if stats is None:
             raise DolmaError(f"stream {stream.name!r}: {unit.input} has no finished output; rerun to resume")
         unit_stats.append(stats)
-    parts = [Part(p["path"], p["documents"], p["compressed_bytes"], 0) for s in unit_stats for p in s["parts"]]
+    parts_dir = _parts_dir(stream)  # part paths are rebuilt here: markers record them without credentials
+    parts = [Part(io.join(parts_dir, p["path"].rsplit("/", 1)[-1]), p["documents"], p["compressed_bytes"], 0)
+             for s in unit_stats for p in s["parts"]]
     groups = plan_shards(parts, stream.output.max_size_in_bytes)
     written = write_shards(stream.output.path, stream.name, stream.output_extension(), groups)
+    io.sync_directories()  # the shards' renames are durable before the stream marker says they are done
     report = stream_report(stream.name, len(units), merge_unit_stats(unit_stats),
                            [os.path.basename(p) for p in written])
     io.write_text(io.join(stream.output.path, f".{stream.name}.mix_config.yaml"), dump_yaml(stream))
@@ -93,6 +101,8 @@ def run(config: MixConfig) -> int:
     for stream in config.streams:
         keys = StreamMixer(stream).attribute_keys()  # compiles every expression: syntax errors surface now
         plan = plan_stream(stream, keys, config.allow_missing_attributes)
+        check_outputs([*plan.documents, *(p for row in plan.attribute_paths for p in row if p)],
+                      output_dirs=[stream.output.path], what=f"stream {stream.name!r} output")
         for warning in plan.warnings:
             log.warning(warning)
         plans.append(plan)
@@ -112,6 +122,7 @@ def run(config: MixConfig) -> int:
             reports[plan.config.name] = done
         else:
             io.remove(_stream_marker(plan.config))  # its shards are about to be rewritten
+            claim_parts_dir(_parts_dir(plan.config))
             pending.append((plan, stream_fp, _units(plan, stream_fp, config.max_line_bytes)))
 
     all_units = [u for _, _, units in pending for u in units]
@@ -124,7 +135,7 @@ def run(config: MixConfig) -> int:
         report, part_paths = _pack(plan, units)
         marker = {"fingerprint": stream_fp, "report": report}
         io.write_text(_stream_marker(plan.config), orjson.dumps(marker, option=orjson.OPT_INDENT_2).decode())
-        remove_parts(io.join(plan.config.output.path, ".parts", plan.config.name), part_paths)
+        remove_parts(_parts_dir(plan.config), part_paths)
         reports[plan.config.name] = report
 
     log.info("validated in %.1fs, mixed %d file(s) in %.1fs (Ray start-up included), packed in %.1fs",

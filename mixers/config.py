@@ -11,6 +11,7 @@ from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
+from dolma_pipeline.safety import check_name
 
 Syntax = Literal["jsonpath", "jq"]
 Reduce = Literal["first", "last", "max", "min", "sum", "count", "frac"]
@@ -96,6 +97,7 @@ class StreamConfig:
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
     def validate(self) -> None:
+        check_name(self.name, "stream name")
         if not self.documents:
             raise ConfigError(f"stream {self.name!r}: `documents` is empty")
         if not self.output.path:

@@ -6,17 +6,21 @@ parts are packed in input-file order into `<name>-NNNN.jsonl.gz|.zst`: consecuti
 concatenated (gzip members and zstd frames concatenate into valid files) while the shard stays within
 the limit. Parts depend only on their input file and the config, and packing only on the parts, so the
 output bytes are the same for any number of workers and after an interrupted run is resumed.
+
+Every part and shard is fsynced before its rename. The parts directory is created by the tool (with
+`safety`'s sentinel) and removed after packing; hidden temporary shards a killed pack left behind are
+removed when the stream is packed again.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import uuid
 from dataclasses import dataclass
 
 from dolma_pipeline import io
+from dolma_pipeline.safety import claim_dir, remove_owned_dir
 
 COPY_CHUNK = 1 << 22
 
@@ -40,9 +44,10 @@ class _AtomicRawFile:
         self.fh.write(data)
 
     def commit(self) -> None:
-        self.fh.close()
-        if not self.remote:
-            os.replace(self.tmp, self.path)
+        if self.remote:
+            self.fh.close()
+        else:
+            io.commit_local(self.fh, self.tmp, self.path)
 
     def abort(self) -> None:
         if self.remote:
@@ -160,11 +165,13 @@ def shard_name(name: str, index: int, extension: str) -> str:
 
 def write_shards(output_dir: str, name: str, extension: str, groups: list[list[Part]]) -> list[str]:
     """Concatenate each group of parts into its final shard (atomically) and remove stale shards."""
+    remove_stale_temporaries(output_dir, name, extension)
     written = []
     for index, group in enumerate(groups):
         target = io.join(output_dir, shard_name(name, index, extension))
         if len(group) == 1 and not io.is_remote(target) and not io.is_remote(group[0].path):
             os.replace(group[0].path, target)  # parts are deleted after packing anyway: move, not copy
+            io.renamed_into(output_dir)
         else:
             out = _AtomicRawFile(target)
             try:
@@ -192,12 +199,31 @@ def remove_stale_shards(output_dir: str, name: str, keep: int) -> None:
             os.remove(os.path.join(output_dir, entry))
 
 
+def remove_stale_temporaries(output_dir: str, name: str, extension: str) -> None:
+    """Hidden temporary shards `.<name>-NNNN<ext>.tmp-*` that a killed pack left (local outputs only)."""
+    if io.is_remote(output_dir) or not os.path.isdir(output_dir):
+        return
+    pattern = re.compile(r"\." + re.escape(name) + r"-\d{4,}" + re.escape(extension) + r"\.tmp-[0-9a-f]+$")
+    for entry in os.listdir(output_dir):
+        if pattern.match(entry):
+            try:
+                os.remove(os.path.join(output_dir, entry))
+            except FileNotFoundError:
+                pass
+
+
+def claim_parts_dir(parts_dir: str) -> None:
+    """Create the parts directory as the tool's own, so that `remove_parts` may delete it."""
+    if not io.is_remote(parts_dir):
+        claim_dir(parts_dir)
+
+
 def remove_parts(parts_dir: str, paths: list[str]) -> None:
     for path in paths:
         io.remove(path)
         io.remove(f"{os.path.dirname(path)}/.{os.path.basename(path)}.done.json")
     if not io.is_remote(parts_dir):
-        shutil.rmtree(parts_dir, ignore_errors=True)
+        remove_owned_dir(parts_dir)
         try:
             os.rmdir(os.path.dirname(parts_dir))  # `.parts/` itself, once no stream uses it
         except OSError:

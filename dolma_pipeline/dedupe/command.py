@@ -8,7 +8,6 @@ an interrupted run resumes where it stopped and a rerun reuses finished work whe
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from typing import Any
 
@@ -19,6 +18,7 @@ from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards, where_to_run
+from dolma_pipeline.safety import remove_owned_dir
 from dolma_pipeline.tag import write_run_record
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _check_not_disabled(mapped: RunSummary, rules: exact.UnitRules) -> None:
 # ----------------------------------------------------------------------------------------------- command
 def run(config: DedupeConfig) -> int:
     if config.dryrun:
-        plan = make_plan(config, None)
+        plan = make_plan(config, None, claim=False)
         for doc, attr in zip(plan.files, plan.attribute_files):
             print(f"{doc} -> {attr}")
         print(f"dry run: {len(plan.files)} file(s), mode {config.dedupe.mode}, work dir {plan.work_dir}")
@@ -155,7 +155,7 @@ def run(config: DedupeConfig) -> int:
                     for attr in plan.attribute_files}) if not config.destination else [config.destination]
     write_run_record(roots, config, final, CONFIG_NAME, SUMMARY_NAME)
     if not config.keep_work_dir and not io.is_remote(plan.work_dir):
-        shutil.rmtree(plan.work_dir, ignore_errors=True)
+        remove_owned_dir(plan.work_dir)  # only a directory this tool created (a user's work_dir stays)
     print(final.render(f"dolma dedupe ({config.dedupe.mode})"), file=sys.stdout)
     interesting = {k: v for k, v in final.extra.items() if not k.endswith("cpu_seconds") and k != "digest_in"}
     print("  " + ", ".join(f"{k}={v}" for k, v in sorted(interesting.items())))

@@ -7,6 +7,7 @@ from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
+from dolma_pipeline.safety import check_name
 
 
 @dataclass
@@ -88,6 +89,7 @@ class DedupeSection:
                               + (f" (got {', '.join(modes)})" if modes else ""))
         if not self.name:
             raise ConfigError("dedupe.name is required (it names the attribute directory)")
+        check_name(self.name, "dedupe.name")
         if self.min_length < 0 or self.min_words < 0:
             raise ConfigError("dedupe.min_length and dedupe.min_words must not be negative")
         if self.documents is not None and not self.documents.attribute_name:

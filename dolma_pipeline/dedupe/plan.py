@@ -20,6 +20,7 @@ from dolma_pipeline.config import fingerprint
 from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import Shard
+from dolma_pipeline.safety import check_outputs, owned_work_dir
 from dolma_pipeline.tag import common_directory
 
 LINE_BITS = 32
@@ -70,7 +71,9 @@ def attribute_path(doc_path: str, name: str, document_dir: str, destination: str
     return f"{doc_path[:cut]}/attributes/{name}/{doc_path[cut + len(marker):]}"
 
 
-def make_plan(config: DedupeConfig, mode_fingerprint: object) -> RunPlan:
+def make_plan(config: DedupeConfig, mode_fingerprint: object, claim: bool = True) -> RunPlan:
+    """Resolve inputs and output locations; refuse outputs over inputs; with `claim`, create the work dir
+    (a user's existing `work_dir` is not taken over: the tool's own directory is made inside it)."""
     if not config.documents:
         raise ConfigError("no documents given (--documents PATH_OR_GLOB ...)")
     files = io.expand_paths(config.documents)
@@ -87,6 +90,9 @@ def make_plan(config: DedupeConfig, mode_fingerprint: object) -> RunPlan:
         cut = first.rfind(marker)
         root = first[:cut] if cut >= 0 else base.rstrip("/")
         work_dir = io.join(root, "dedupe_work", section.name)
+    check_outputs(files, attribute_files, [config.destination or "", work_dir], what="dedupe output")
+    if claim and not io.is_remote(work_dir):
+        work_dir = owned_work_dir(work_dir, f"dolma_dedupe_{section.name}")
     per_file = [fingerprint([mode_fingerprint, i, _file_identity(f)]) for i, f in enumerate(files)]
     return RunPlan(files, attribute_files, work_dir, per_file, fingerprint([mode_fingerprint, per_file]))
 
