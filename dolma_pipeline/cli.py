@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("dolma_pipeline.pipeline", "run the whole pipeline from one YAML file"),
     "report": ("dolma_pipeline.report", "an HTML data report with plots"),
     "lineage": ("dolma_pipeline.lineage", "which data trained a model, back to the tagged documents"),
+    "warc": ("dolma_pipeline.warc.command", "web archives (WARC, WET) to Dolma documents"),
 }
 
 USAGE = "usage: dolma [-c CONFIG.yaml] COMMAND [--key value ...]\n\ncommands:\n" + "\n".join(

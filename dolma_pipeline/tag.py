@@ -102,32 +102,42 @@ def _worker_taggers(shard: TagShard) -> list[Tagger]:
     return _WORKER_TAGGERS[key]
 
 
+def tag_attributes(batch: list[Document], taggers: list[Tagger], experiment: str,
+                   keys: dict[str, dict[str, str]]) -> list[dict[str, list]]:
+    """Run `taggers` over a batch: per document, `{experiment}__{tagger}__{type}` → `[[start, end, score], ...]`.
+
+    `keys` caches the attribute keys per tagger name and span type across batches.
+    """
+    attributes: list[dict[str, list]] = [{} for _ in batch]
+    for tagger in taggers:
+        key_cache = keys.setdefault(tagger.name, {})
+        for doc_attrs, spans in zip(attributes, tagger.predict_batch(batch)):
+            by_type: dict[str, list] = {}
+            # Span.to_json inlined: taggers such as c4_v2 give ~100 spans per document
+            for start, end, kind, score in spans:
+                score = float(score)
+                value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
+                same = by_type.get(kind)
+                if same is None:
+                    by_type[kind] = [value]
+                else:
+                    same.append(value)
+            for kind, values in by_type.items():
+                key = key_cache.get(kind)
+                if key is None:
+                    key = key_cache[kind] = attribute_key(experiment, tagger.name, kind)
+                doc_attrs.setdefault(key, []).extend(values)
+    return attributes
+
+
 def tag_shard(shard: TagShard) -> dict[str, Any]:
     """Tag one document file and atomically write its attribute file; returns the shard's stats."""
     taggers = _worker_taggers(shard)
-    keys = {t.name: {} for t in taggers}
+    keys: dict[str, dict[str, str]] = {}
     stats = ReadStats()
 
     def rows(batch: list[Document]) -> list[bytes]:
-        attributes: list[dict[str, list]] = [{} for _ in batch]
-        for tagger in taggers:
-            key_cache = keys[tagger.name]
-            for doc_attrs, spans in zip(attributes, tagger.predict_batch(batch)):
-                by_type: dict[str, list] = {}
-                # Span.to_json inlined: taggers such as c4_v2 give ~100 spans per document
-                for start, end, kind, score in spans:
-                    score = float(score)
-                    value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
-                    same = by_type.get(kind)
-                    if same is None:
-                        by_type[kind] = [value]
-                    else:
-                        same.append(value)
-                for kind, values in by_type.items():
-                    key = key_cache.get(kind)
-                    if key is None:
-                        key = key_cache[kind] = attribute_key(shard.experiment, tagger.name, kind)
-                    doc_attrs.setdefault(key, []).extend(values)
+        attributes = tag_attributes(batch, taggers, shard.experiment, keys)
         out = []
         for doc, doc_attrs in zip(batch, attributes):
             row: dict[str, Any] = {"id": doc.id, "attributes": doc_attrs}
