@@ -21,6 +21,7 @@ from dolma_pipeline.documents import sanitize_key_part
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, run_shards
 from dolma_pipeline.registry import import_modules
+from dolma_pipeline.safety import check_outputs
 from dolma_pipeline.tag import attributes_path, common_directory, write_run_record
 from dolma_pipeline.tagger import TAGGERS
 from dolma_pipeline.warc.extract import WarcShard, extract_shard
@@ -135,6 +136,8 @@ def plan(config: WarcConfig) -> list[WarcShard]:
                 tagger_modules=config.tagger_modules, attribute_outputs=attributes,
                 store_html_in_metadata=config.store_html_in_metadata, on_error=config.on_error,
                 added=config.added, id_from=config.id_from, batch_size=config.batch_size))
+    check_outputs(list(seen.values()), [f for s in shards for f in (s.output, *s.attribute_outputs.values())],
+                  config.destination, what="document file")
     return shards
 
 

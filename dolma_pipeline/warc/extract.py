@@ -21,6 +21,7 @@ from dolma_pipeline.documents import Document
 from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import MAX_ERRORS_KEPT, Shard
 from dolma_pipeline.registry import import_modules
+from dolma_pipeline.safety import redact
 from dolma_pipeline.tag import tag_attributes
 from dolma_pipeline.tagger import Tagger, build_taggers
 from dolma_pipeline.warc.http import RecordError
@@ -174,7 +175,7 @@ def _write_batch(shard: WarcShard, batch: list[tuple[Page, str]], linearizer: Li
             counts.add("empty_text")
             continue
         metadata: dict[str, Any] = {
-            "url": page.url, "warc_file": shard.input, "warc_offset": page.offset, "warc_record_id": page.record_id,
+            "url": page.url, "warc_file": redact(shard.input), "warc_offset": page.offset, "warc_record_id": page.record_id,
             "content_type": page.content_type, "charset": page.charset,
         }
         if page.refers_to:

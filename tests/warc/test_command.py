@@ -286,3 +286,9 @@ def test_warc_on_s3(tmp_path, s3_client, warc_file):
     assert remote == local
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket="crawl")["Contents"]]
     assert "documents/web/.pages.jsonl.gz.done.json" in keys and not [k for k in keys if ".tmp-" in k]
+
+
+def test_destination_among_the_inputs_is_refused(tmp_path, warc_file, capsys):
+    assert warc(tmp_path, destination=str(tmp_path / "warc")) == 1
+    assert "directory holding the input" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "warc")) == ["pages.warc.gz"]
