@@ -20,7 +20,8 @@ all documents with `np.random.Generator(PCG64(seed))` (documents numbered in sor
 then by line), cuts the permutation into parts and writes each part on a worker. The same inputs,
 tokenizer and seed give byte-identical parts whatever `--processes`, and an interrupted run resumes
 from its completion markers with the same result. Intermediate files live in `--work_dir` (default
-`OUT/.tokenize-work`, removed after success unless `--keep_work`), about the size of the output.
+`OUT/.tokenize-work`, removed after success unless `--keep_work`; an existing directory the tool did not
+make is never deleted: the files go to `dolma_tokenize_work/` inside it), about the size of the output.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import glob
 import logging
 import os
 import re
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError
+from dolma_pipeline.safety import check_name, check_outputs, owned_work_dir, remove_owned_dir
 from dolma_pipeline.tokenize.tokenfile import (
     CONFIG_NAME,
     DTYPES,
@@ -121,6 +122,7 @@ class Config:
             raise ConfigError("batch_size must be at least 1")
         if self.max_size < 1:
             raise ConfigError(f"max_size is in bytes and must be positive (got {self.max_size})")
+        check_name(self.group, "group")
         if not _GROUP_RE.match(self.group):
             raise ConfigError(f"group must match [A-Za-z0-9_]+ (got {self.group!r})")
         if self.tokenizer.eos_token_id is None and self.tokenizer.bos_token_id is None:
@@ -174,12 +176,15 @@ def run(config: Config) -> int:
     started = time.perf_counter()
     destination = config.destination if io.is_remote(config.destination) else io.canonical_path(config.destination)
     work_dir = config.work_dir or default_work_dir(destination)
+    files = io.expand_paths(config.documents)
+    check_outputs(files, output_dirs=[destination, work_dir], what="tokenize output")
+    if not io.is_remote(work_dir):  # a user's existing --work_dir is a parent, never deleted
+        work_dir = owned_work_dir(work_dir, "dolma_tokenize_work")
     tokenizer = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(work_dir, "tokenizer"))
     dtype = choose_dtype(config.dtype, tokenizer, check_special_ids(config.tokenizer, tokenizer))
     max_tokens = config.max_size // dtype.itemsize
     if max_tokens < 1:
         raise ConfigError(f"max_size {config.max_size} bytes cannot hold one {dtype.name} token")
-    files = io.expand_paths(config.documents)
     stage_key = fingerprint([tokenizer.sha256, config.tokenizer.bos_token_id, config.tokenizer.eos_token_id,
                              dtype.name, config.strip_text, config.on_error, config.max_line_bytes])
 
@@ -210,7 +215,7 @@ def run(config: Config) -> int:
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
-        shutil.rmtree(work_dir, ignore_errors=True)
+        remove_owned_dir(work_dir)
     print(_render(record, encode_summary))
     return 0
 

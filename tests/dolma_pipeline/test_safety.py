@@ -168,3 +168,22 @@ def test_remove_owned_dir_refuses_a_directory_without_the_sentinel(tmp_path):
     (mine / "g").write_text("y")
     assert safety.remove_owned_dir(str(mine)) and not mine.exists()
     assert not safety.claim_dir(str(user))  # an existing directory is never adopted
+
+
+# ------------------------------------------------------------------------------------------- tokenize
+def test_tokenize_work_dir_of_user_data_survives_and_destination_on_documents_is_refused(corpus_root, tmp_path,
+                                                                                        capsys):
+    docs = str(corpus_root / "documents")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "notes.txt").write_text("keep me")
+    out = tmp_path / "tokens"
+    code, _ = run_cli(capsys, "tokenize", "--documents", docs, "--destination", str(out), "--work_dir", str(scratch),
+                      "--debug")
+    assert code == 0 and any(p.name.endswith(".npy") for p in out.iterdir())
+    assert snapshot(scratch) == {"notes.txt": b"keep me"}
+
+    before = snapshot(corpus_root)
+    code, text = run_cli(capsys, "tokenize", "--documents", docs, "--destination", docs, "--debug")
+    assert code == 1 and "directory holding the input" in text
+    assert snapshot(corpus_root) == before
