@@ -13,6 +13,7 @@ import sys
 
 from dolma_pipeline.config import load_config
 from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.safety import RedactingFilter, strip_credentials
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("dolma_pipeline.commands.tag", "run taggers over documents, writing attribute files"),
@@ -35,6 +36,8 @@ USAGE = "usage: dolma [-c CONFIG.yaml] COMMAND [--key value ...]\n\ncommands:\n"
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no URL credentials in what the tool prints
     config_file = None
     while argv and argv[0] in ("-c", "--config"):
         if len(argv) < 2:
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(module.Config, config_file, rest)
         return int(module.run(config) or 0)
     except DolmaError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {strip_credentials(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -183,7 +183,9 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def dump_yaml(obj: Any) -> str:
-    data = to_dict(obj) if dataclasses.is_dataclass(obj) else obj
+    from dolma_pipeline.safety import redact
+
+    data = redact(to_dict(obj) if dataclasses.is_dataclass(obj) else obj)  # written beside outputs: no secrets
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

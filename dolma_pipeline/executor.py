@@ -24,6 +24,7 @@ import orjson
 
 from dolma_pipeline import io
 from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.safety import redact
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class RunSummary:
         data = dataclasses.asdict(self)
         data["docs_per_second"] = round(self.docs_per_second, 1)
         data["seconds"] = round(self.seconds, 3)
-        return data
+        return redact(data)
 
     def render(self, title: str) -> str:
         lines = [
@@ -97,7 +98,7 @@ class RunSummary:
             lines.append(f"  skipped: {error}")
         if len(self.errors) > 20:
             lines.append(f"  ... and {len(self.errors) - 20} more (see the summary JSON)")
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 def marker_path(output: str) -> str:
@@ -132,7 +133,7 @@ def _run_one(work: Callable[[Any], dict[str, Any]], shard: Shard) -> dict[str, A
             "fingerprint": shard.fingerprint,
             "stats": stats,
         }
-        io.write_text(marker_path(shard.output), orjson.dumps(marker, option=orjson.OPT_INDENT_2).decode())
+        io.write_text(marker_path(shard.output), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
     return stats
 
 

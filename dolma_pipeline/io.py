@@ -79,14 +79,23 @@ def _glob_to_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def _list_s3(pattern: str) -> list[str]:
+def _s3_client(credentials: tuple[str, str] | None = None):
+    """A boto3 S3 client (endpoint from AWS_ENDPOINT_URL), with the credentials of an `s3://KEY:SECRET@` URL."""
     import boto3
 
+    keys = dict(zip(("aws_access_key_id", "aws_secret_access_key"), credentials or ()))
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, **keys)
+
+
+def _list_s3(pattern: str) -> list[str]:
+    from dolma_pipeline.safety import split_credentials
+
+    pattern, credentials = split_credentials(pattern)
     bucket, key_pattern = pattern[len("s3://") :].split("/", 1)
     magic = _HAS_MAGIC.search(key_pattern)
     prefix = key_pattern[: magic.start()] if magic else key_pattern
     regex = _glob_to_regex(key_pattern) if magic else None
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    client = _s3_client(credentials)
     keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -99,7 +108,8 @@ def _list_s3(pattern: str) -> list[str]:
                     keys.append(key)
             elif regex.match(key):
                 keys.append(key)
-    return [f"s3://{bucket}/{k}" for k in keys]
+    auth = f"{credentials[0]}:{credentials[1]}@" if credentials else ""  # later reads need them too
+    return [f"s3://{auth}{bucket}/{k}" for k in keys]
 
 
 def expand_paths(patterns: str | Iterable[str]) -> list[str]:
@@ -326,10 +336,11 @@ def remove(path: str) -> None:
             os.remove(path)
         return
     if path.startswith("s3://"):
-        import boto3
+        from dolma_pipeline.safety import split_credentials
 
+        path, credentials = split_credentials(path)
         bucket, key = path[5:].split("/", 1)
-        boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None).delete_object(Bucket=bucket, Key=key)
+        _s3_client(credentials).delete_object(Bucket=bucket, Key=key)
 
 
 def clean_stale_temporaries(path: str) -> None:

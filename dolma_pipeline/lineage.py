@@ -64,7 +64,9 @@ class Lineage:
     fingerprint: str = ""
 
     def write(self) -> None:
-        io.write_text(io.join(self.output, LINEAGE_FILE), json.dumps(self.__dict__, indent=2, default=str))
+        from dolma_pipeline.safety import redact
+
+        io.write_text(io.join(self.output, LINEAGE_FILE), json.dumps(redact(self.__dict__), indent=2, default=str))
 
 
 def read_lineage(directory: str) -> Lineage | None:

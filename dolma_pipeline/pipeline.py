@@ -26,7 +26,7 @@ import yaml
 from dolma_pipeline.config import fingerprint, from_dict, load_yaml
 from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.lineage import Lineage, code_version, directory_fingerprint
-from dolma_pipeline.safety import check_name
+from dolma_pipeline.safety import check_name, redact
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def run_pipeline(config: PipelineConfig, only: list[str] | None = None, force: b
                 inputs=stage.inputs, input_fingerprints=inputs, code_version=version, fingerprint=stage_fp).write()
         os.makedirs(os.path.dirname(record_path), exist_ok=True)
         with open(record_path + ".tmp", "w") as fh:
-            json.dump({"fingerprint": stage_fp, "seconds": round(seconds, 2), "output": stage.output}, fh)
+            json.dump({"fingerprint": stage_fp, "seconds": round(seconds, 2), "output": redact(stage.output)}, fh)
         os.replace(record_path + ".tmp", record_path)
         print(f"[pipeline] {stage.name}: done in {seconds:.1f}s")
         ran.append(stage.name)

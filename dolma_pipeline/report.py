@@ -22,6 +22,7 @@ from typing import Any
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.io import iter_raw_lines
 from dolma_pipeline.lineage import read_lineage
+from dolma_pipeline.safety import strip_credentials
 
 PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 
@@ -280,7 +281,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 {body}</body></html>"""
     path = os.path.join(out_dir, "index.html")
     with open(path, "w") as fh:
-        fh.write(page)
+        fh.write(strip_credentials(page))  # paths from configs and lineage: no secrets in the report
     return path
 
 

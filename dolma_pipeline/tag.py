@@ -17,7 +17,7 @@ from dolma_pipeline.executor import RunSummary, Shard, run_shards
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError, ReadStats, read_documents
 from dolma_pipeline.registry import import_modules
-from dolma_pipeline.safety import check_name, check_outputs
+from dolma_pipeline.safety import check_name, check_outputs, redact
 from dolma_pipeline.tagger import TAGGERS, Tagger, build_taggers
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def write_run_record(roots: list[str], config: Any, summary: RunSummary,
     """Write the resolved config and the summary JSON beside the outputs."""
     for root in roots:
         io.write_text(io.join(root, config_name), dump_yaml(config))
-        record = {"summary": summary.to_json(), "config": to_dict(config)}
+        record = redact({"summary": summary.to_json(), "config": to_dict(config)})
         io.write_text(io.join(root, summary_name), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
 
 

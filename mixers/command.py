@@ -20,7 +20,7 @@ from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.executor import read_marker, run_shards
-from dolma_pipeline.safety import check_outputs
+from dolma_pipeline.safety import check_outputs, redact
 from mixers.config import MixConfig, StreamConfig
 from mixers.report import merge_unit_stats, render, stream_report
 from mixers.shards import Part, claim_parts_dir, plan_shards, remove_parts, write_shards
@@ -91,7 +91,7 @@ def _pack(plan: StreamPlan, units: list[MixShard]) -> tuple[dict[str, Any], list
                            [os.path.basename(p) for p in written])
     io.write_text(io.join(stream.output.path, f".{stream.name}.mix_config.yaml"), dump_yaml(stream))
     io.write_text(io.join(stream.output.path, f".{stream.name}.mix_report.json"),
-                  orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+                  orjson.dumps(redact(report), option=orjson.OPT_INDENT_2).decode())
     return report, [p.path for p in parts]
 
 
@@ -134,7 +134,7 @@ def run(config: MixConfig) -> int:
     for plan, stream_fp, units in pending:
         report, part_paths = _pack(plan, units)
         marker = {"fingerprint": stream_fp, "report": report}
-        io.write_text(_stream_marker(plan.config), orjson.dumps(marker, option=orjson.OPT_INDENT_2).decode())
+        io.write_text(_stream_marker(plan.config), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
         remove_parts(_parts_dir(plan.config), part_paths)
         reports[plan.config.name] = report
 
@@ -143,6 +143,6 @@ def run(config: MixConfig) -> int:
     ordered = [reports[s.name] for s in config.streams]
     print(render(ordered), file=sys.stderr)
     if config.report:
-        io.write_text(config.report, orjson.dumps(ordered, option=orjson.OPT_INDENT_2).decode())
+        io.write_text(config.report, orjson.dumps(redact(ordered), option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -44,7 +44,7 @@ from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError
-from dolma_pipeline.safety import check_name, check_outputs, owned_work_dir, remove_owned_dir
+from dolma_pipeline.safety import check_name, check_outputs, owned_work_dir, redact, remove_owned_dir
 from dolma_pipeline.tokenize.tokenfile import (
     CONFIG_NAME,
     DTYPES,
@@ -213,7 +213,7 @@ def run(config: Config) -> int:
     record["run_key"] = run_key
     record["executor"] = _executor(config)
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
-    io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+    io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(redact(record), option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
         remove_owned_dir(work_dir)
     print(_render(record, encode_summary))

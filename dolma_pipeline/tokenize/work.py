@@ -31,6 +31,7 @@ from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
+from dolma_pipeline.safety import strip_credentials
 from dolma_pipeline.tokenize.tokenfile import PartWriter
 from dolma_pipeline.tokenize.tokenizer_io import DocumentEncoder, load_tokenizer, set_encoder_threads
 
@@ -230,7 +231,8 @@ def write_plan(work_dir: str, inputs: list[EncodedInput], order: np.ndarray, key
     with io.AtomicWriter(order_path) as out:
         out.write(np.ascontiguousarray(order, dtype="<i8").tobytes())
     offsets = np.concatenate([[0], np.cumsum([i.documents for i in inputs], dtype=np.int64)]).tolist()
-    plan = {"order": order_path, "srcs": [i.src for i in inputs], "bases": [i.base for i in inputs],
+    # `srcs` become the parts' `src` column: recorded, so without URL credentials
+    plan = {"order": order_path, "srcs": [strip_credentials(i.src) for i in inputs], "bases": [i.base for i in inputs],
             "offsets": offsets}
     plan_path = os.path.join(work_dir, f"plan-{key}.json")
     io.write_text(plan_path, json.dumps(plan))
