@@ -8,7 +8,11 @@ map one input value to the list of its outputs.
 
 Semantics follow jq: indexing null gives null (so a missing attribute never raises), comparisons use jq's
 total order with numbers compared by value, `a // b` gives `b` when `a` has no truthy output. A real
-type error (indexing a string with a number, adding a string to a number) raises `EvalError`.
+type error (indexing a string with a number, adding a string to a number) raises `EvalError`, and so does
+anything else a builtin raises on a document's values (see `mixers.values.guard`).
+
+Bounded on hostile documents: `..` and comparisons walk values with an explicit stack (no recursion),
+`test` takes only a literal pattern, compiled once, and each match has a time bound.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from dolma_pipeline.errors import ConfigError
 from mixers.jq_compile import compile_node, compile_scalar
 from mixers.parsing import TokenParser
+from mixers.values import guard
 
 Fn = Callable[[Any], list]
 
@@ -255,13 +260,16 @@ class JqExpression:
 
     def __init__(self, text: str):
         self.text = text
-        tree = _Parser(text).parse()
-        self.scalar = compile_scalar(tree)
-        if self.scalar is not None:
-            scalar = self.scalar
-            self.outputs: Fn = lambda v: [scalar(v)]
+        try:
+            tree = _Parser(text).parse()
+        except RecursionError:
+            raise ConfigError(f"jq expression {text[:80]!r}...: nested too deeply") from None
+        scalar = compile_scalar(tree)
+        self.scalar = guard(scalar) if scalar is not None else None
+        if scalar is not None:
+            self.outputs: Fn = guard(lambda v: [scalar(v)])
         else:
-            self.outputs = compile_node(tree)
+            self.outputs = guard(compile_node(tree))
         self.attribute_keys: set[str] = set()
         _attribute_keys(tree, self.attribute_keys)
 

@@ -21,9 +21,10 @@ from mixers.jq_runtime import (
     iterate,
     need_number,
     recurse,
+    regex_test,
     slice_value,
 )
-from mixers.values import EvalError, jq_truthy
+from mixers.values import EVAL_ERRORS, jq_truthy
 
 
 def compile_node(node) -> Fn:
@@ -59,7 +60,7 @@ def compile_node(node) -> Fn:
         def attempt(v):
             try:
                 return base_f(v)
-            except EvalError:
+            except EVAL_ERRORS:
                 return []
         return attempt
     if kind == "recurse":
@@ -76,7 +77,7 @@ def compile_node(node) -> Fn:
         def alternative(v):
             try:
                 found = [x for x in left(v) if jq_truthy(x)]
-            except EvalError:
+            except EVAL_ERRORS:
                 found = []
             return found or right(v)
         return alternative
@@ -117,7 +118,19 @@ def compile_node(node) -> Fn:
     raise AssertionError(f"unknown node {kind}")
 
 
+def _literal_test(args: list) -> Fn | None:
+    """`test("literal")`, compiled once; any other argument is refused (a pattern from the document)."""
+    if len(args) != 1:
+        return None
+    if args[0][0] != "lit" or type(args[0][1]) is not str:
+        raise ConfigError("jq test/1 takes a string literal, e.g. test(\"^https?://\"): a pattern computed "
+                          "from the document could take unbounded time")
+    return regex_test(args[0][1])
+
+
 def _call(name: str, args: list) -> Fn:
+    if name == "test" and (test := _literal_test(args)) is not None:
+        return test
     if not args and name in FUNCTIONS:
         return FUNCTIONS[name]
     if len(args) == 1 and name in FUNCTIONS1:
@@ -185,7 +198,7 @@ def compile_scalar(node) -> Callable[[Any], Any] | None:
         def alternative(v):
             try:
                 x = left(v)
-            except EvalError:
+            except EVAL_ERRORS:
                 return right(v)
             return x if x is not None and x is not False else right(v)
         return alternative
@@ -227,6 +240,8 @@ def compile_scalar(node) -> Callable[[Any], Any] | None:
 
 
 def _scalar_call(name: str, args: list) -> Callable[[Any], Any] | None:
+    if name == "test" and (test := _literal_test(args)) is not None:
+        return lambda v: test(v)[0]
     if not args and name in FUNCTIONS and name not in ("empty", "values"):
         fn = FUNCTIONS[name]
         return lambda v: fn(v)[0]

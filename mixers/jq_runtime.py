@@ -9,6 +9,9 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+import regex
+
+from dolma_pipeline.errors import ConfigError
 from mixers.values import EvalError, compare, equal, is_number, jq_truthy, type_name
 
 Fn = Callable[[Any], list]
@@ -213,13 +216,16 @@ def _unique(items: list) -> list:
 
 
 def recurse(v: Any) -> list:
-    out = [v]
-    if type(v) is list:
-        for x in v:
-            out.extend(recurse(x))
-    elif type(v) is dict:
-        for x in v.values():
-            out.extend(recurse(x))
+    """`..`: the value and everything inside it, depth first in document order (an explicit stack)."""
+    out = []
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        out.append(x)
+        if type(x) is list:
+            stack.extend(reversed(x))
+        elif type(x) is dict:
+            stack.extend(reversed(list(x.values())))
     return out
 
 
@@ -260,8 +266,28 @@ def _has(v: Any, f: Fn) -> list:
     return out
 
 
-def _test(v: Any, f: Fn) -> list:
-    return [re.search(_need_str(p, "test"), _need_str(v, "test")) is not None for p in f(v)]
+# A bound on each `test` match: Python's backtracking engines can take exponential time on some patterns, and
+# the text comes from the document.
+REGEX_TIMEOUT_S = 1.0
+
+
+def regex_test(pattern: str) -> Callable[[Any], list]:
+    """`test(PATTERN)` for a literal pattern, compiled once; each match is bounded by REGEX_TIMEOUT_S.
+
+    A pattern taken from the document is refused when the expression is compiled: a document could then
+    choose a pattern that never finishes.
+    """
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as e:
+        raise ConfigError(f"jq test({pattern!r}): invalid regular expression ({e})") from None
+
+    def test(v: Any) -> list:
+        try:
+            return [compiled.search(_need_str(v, "test"), timeout=REGEX_TIMEOUT_S) is not None]
+        except TimeoutError:
+            raise EvalError(f"test({pattern!r}) ran longer than {REGEX_TIMEOUT_S:g} s on this text") from None
+    return test
 
 
 FUNCTIONS1: dict[str, Callable[[Any, Fn], list]] = {
@@ -273,7 +299,6 @@ FUNCTIONS1: dict[str, Callable[[Any, Fn], list]] = {
     "startswith": _startswith,
     "endswith": _endswith,
     "has": _has,
-    "test": _test,
     "any": lambda v, f: [any(jq_truthy(y) for x in iterate(v) for y in f(x))],
     "all": lambda v, f: [all(jq_truthy(y) for x in iterate(v) for y in f(x))],
     "first": lambda v, f: f(v)[:1],

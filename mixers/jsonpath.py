@@ -22,7 +22,7 @@ from typing import Any
 
 from dolma_pipeline.errors import ConfigError
 from mixers.parsing import TokenParser
-from mixers.values import compare, equal, is_number
+from mixers.values import compare, equal, guard, is_number
 
 Selector = Callable[[Any, Any], list]  # (current node, root) -> selected nodes
 
@@ -64,9 +64,16 @@ def _children(node: Any) -> list:
 
 
 def _descendants(node: Any) -> list:
-    out = [node]
-    for child in _children(node):
-        out.extend(_descendants(child))
+    """The node and every node inside it, depth first in document order (an explicit stack, no recursion)."""
+    out = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if type(node) is dict:
+            stack.extend(reversed(list(node.values())))
+        elif type(node) is list:
+            stack.extend(reversed(node))
     return out
 
 
@@ -314,13 +321,17 @@ class JsonPath:
     def __init__(self, text: str):
         self.text = text
         parser = _Parser(text)
-        self._select, _ = parser.path()
+        try:
+            select, _ = parser.path()
+        except RecursionError:
+            raise ConfigError(f"JSONPath {text[:80]!r}...: nested too deeply") from None
+        self._guarded = guard(lambda doc: select(doc, doc))
         if not parser.at("eof"):
             parser.fail("unexpected token after the path")
         self.attribute_keys = parser.attribute_keys
 
     def select(self, doc: Any) -> list:
-        return self._select(doc, doc)
+        return self._guarded(doc)
 
     def __repr__(self) -> str:
         return f"JsonPath({self.text!r})"

@@ -104,6 +104,7 @@ class Expression:
     def __init__(self, text: str, syntax: str, label: str):
         self.text = text
         self.label = label
+        self.place = f"filter.{'include' if label.startswith('include') else 'exclude'} {syntax} expression {text!r}"
         self._scalar = None
         if syntax == "jq":
             compiled = compile_jq(text)
@@ -117,6 +118,18 @@ class Expression:
         self.attribute_keys = compiled.attribute_keys
 
     def include_matches(self, doc: dict) -> bool:
+        try:
+            return self._include_matches(doc)
+        except EvalError as e:
+            raise EvalError(f"{self.place}: {e}") from None
+
+    def exclude_matches(self, doc: dict) -> bool:
+        try:
+            return self._exclude_matches(doc)
+        except EvalError as e:
+            raise EvalError(f"{self.place}: {e}") from None
+
+    def _include_matches(self, doc: dict) -> bool:
         if self._scalar is not None:
             return match_truthy(self._scalar(doc))
         outputs = self._outputs(doc)
@@ -124,7 +137,7 @@ class Expression:
             return bool(outputs)
         return bool(outputs) and all(match_truthy(v) for v in outputs)
 
-    def exclude_matches(self, doc: dict) -> bool:
+    def _exclude_matches(self, doc: dict) -> bool:
         if self._scalar is not None:
             return match_truthy(self._scalar(doc))
         outputs = self._outputs(doc)

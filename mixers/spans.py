@@ -16,6 +16,7 @@ from mixers.config import SpanReplacementConfig
 from mixers.jq import compile_jq
 from mixers.jsonpath import compile_jsonpath
 from mixers.rules import MalformedAttribute
+from mixers.values import EvalError
 
 _START_THEN_ORDER = itemgetter(0, 2)
 
@@ -23,6 +24,7 @@ _START_THEN_ORDER = itemgetter(0, 2)
 class SpanReplacement:
     def __init__(self, config: SpanReplacementConfig, order: int):
         self.order = order
+        self.span = config.span
         self.replacement = config.replacement
         self.min_score = config.min_score if config.min_score is not None else float("-inf")
         self.max_score = config.max_score if config.max_score is not None else float("inf")
@@ -48,7 +50,10 @@ class SpanReplacement:
             spans = attributes.get(self._direct_key) if type(attributes) is dict else None
             nodes = [spans] if spans else []
         else:
-            nodes = [n for n in self._select(doc) if n]
+            try:
+                nodes = [n for n in self._select(doc) if n]
+            except EvalError as e:
+                raise EvalError(f"span_replacement {self.span!r}: {e}") from None
         out = []
         lo, hi = self.min_score, self.max_score
         for node in nodes:
