@@ -10,7 +10,6 @@ again on its first use in each process. The cache is `$DOLMA_CACHE` (default `~/
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import zipfile
 from dataclasses import dataclass
 
 from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.hashing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,8 @@ ASSETS: dict[str, WheelAsset] = {
 _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of cached files checked in this process
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check(name: str, path: str, what: str, hint: str = "") -> None:
-    actual, expected = _sha256(path), ASSETS[name].sha256
+    actual, expected = file_sha256(path), ASSETS[name].sha256
     if actual != expected:
         raise DolmaError(f"{what} has SHA-256 {actual}, not the recorded {expected} of {name} "
                          f"(from {ASSETS[name].requirement}); refusing to use it{hint}")

@@ -122,6 +122,7 @@ def read_marker(shard: Shard) -> dict[str, Any] | None:
 def _run_one(work: Callable[[Any], dict[str, Any]], shard: Shard) -> dict[str, Any]:
     """Run one shard and record its completion marker (module level so Ray can ship it by reference)."""
     io.clean_stale_temporaries(shard.output)
+    io.clean_stale_temporaries(marker_path(shard.output))
     start = time.perf_counter()
     stats = dict(work(shard))
     stats["seconds"] = time.perf_counter() - start

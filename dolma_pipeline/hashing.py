@@ -1,8 +1,19 @@
-"""Vectorised 64-bit hashing helpers shared by the taggers and dedupe."""
+"""Hashing helpers: vectorised 64-bit hashing shared by the taggers and dedupe, and file digests."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a local file's bytes, as hex (read in 1 MB pieces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

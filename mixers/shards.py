@@ -200,10 +200,13 @@ def remove_stale_shards(output_dir: str, name: str, keep: int) -> None:
 
 
 def remove_stale_temporaries(output_dir: str, name: str, extension: str) -> None:
-    """Hidden temporary shards `.<name>-NNNN<ext>.tmp-*` that a killed pack left (local outputs only)."""
+    """Hidden temporaries a killed pack left: shards `.<name>-NNNN<ext>.tmp-*` and the stream's records
+    `..<name>.mix_*.tmp-*` (local outputs only)."""
     if io.is_remote(output_dir) or not os.path.isdir(output_dir):
         return
-    pattern = re.compile(r"\." + re.escape(name) + r"-\d{4,}" + re.escape(extension) + r"\.tmp-[0-9a-f]+$")
+    name = re.escape(name)
+    pattern = re.compile(rf"\.({name}-\d{{4,}}{re.escape(extension)}|\.{name}\.mix(_config\.yaml|_report\.json|\.done\.json))"
+                         r"\.tmp-[0-9a-f]+$")
     for entry in os.listdir(output_dir):
         if pattern.match(entry):
             try:

@@ -13,7 +13,6 @@ EOS appended (if configured and not already last).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from itertools import chain
 import numpy as np
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.hashing import file_sha256
 from dolma_pipeline.tokenize import bpe_cache
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,6 @@ class ResolvedTokenizer:
     vocab_size: int
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
     """Pin `name_or_path` to a local tokenizer file (downloading into `cache_dir` only for hub names)."""
     from tokenizers import Tokenizer
@@ -68,7 +60,7 @@ def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
         tokenizer = Tokenizer.from_file(path)
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file
         raise ConfigError(f"{path} is not a tokenizers JSON file: {e}") from None
-    return ResolvedTokenizer(name_or_path, os.path.abspath(path), _sha256(path), tokenizer.get_vocab_size())
+    return ResolvedTokenizer(name_or_path, os.path.abspath(path), file_sha256(path), tokenizer.get_vocab_size())
 
 
 def _from_cache_or_hub(name: str, cache_dir: str) -> str:
