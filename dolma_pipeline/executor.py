@@ -134,7 +134,9 @@ def _run_one(work: Callable[[Any], dict[str, Any]], shard: Shard) -> dict[str, A
             "fingerprint": shard.fingerprint,
             "stats": stats,
         }
-        io.write_text(marker_path(shard.output), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
+        # not fsynced: a marker lost or torn by a crash only means the shard runs again
+        io.write_text(marker_path(shard.output), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode(),
+                      sync=False)
     return stats
 
 

@@ -197,12 +197,15 @@ def iter_parquet_rows(path: str, columns: dict[str, str] | None = None, batch_si
 class AtomicWriter:
     """Write bytes to `path` so readers only ever see a complete file.
 
-    Local files go to a hidden temporary name in the same directory, are fsynced and renamed on success
-    (the directory is fsynced by `sync_directories`, before a completion marker); object-store uploads only become visible when the multipart upload completes on close (the
-    executor then adds a completion marker). Compression follows the extension, deterministically.
+    Local files go to a hidden temporary name in the same directory, are fsynced (unless `sync=False`:
+    a file whose loss only means redoing work, such as a completion marker) and renamed on success; the
+    directory is fsynced by `sync_directories` before a completion marker. Object-store uploads only
+    become visible when the multipart upload completes on close (the executor then adds a completion
+    marker). Compression follows the extension, deterministically.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, sync: bool = True):
+        self.sync = sync
         self.path = strip_file_scheme(path)
         self.remote = is_remote(self.path)
         if self.remote:
@@ -233,7 +236,7 @@ class AtomicWriter:
             if self._compress is not None:
                 self._raw.write(self._compress.flush())
             if not self.remote:
-                commit_local(self._raw, self.tmp, self.path)
+                commit_local(self._raw, self.tmp, self.path, self.sync)
             else:
                 self._raw.close()
             return
@@ -254,10 +257,11 @@ class AtomicWriter:
 _UNSYNCED_DIRS: set[str] = set()
 
 
-def commit_local(fh: IO[bytes], tmp: str, path: str) -> None:
-    """Close `fh` (open on `tmp`) with its data on disk, then rename it to `path`."""
+def commit_local(fh: IO[bytes], tmp: str, path: str, sync: bool = True) -> None:
+    """Close `fh` (open on `tmp`) with its data on disk (if `sync`), then rename it to `path`."""
     fh.flush()
-    os.fsync(fh.fileno())
+    if sync:
+        os.fsync(fh.fileno())
     fh.close()
     os.replace(tmp, path)
     _UNSYNCED_DIRS.add(os.path.dirname(os.path.abspath(path)))
@@ -313,8 +317,8 @@ def read_text(path: str) -> str:
         return fh.read().decode("utf-8")
 
 
-def write_text(path: str, text: str) -> None:
-    with AtomicWriter(path) as out:
+def write_text(path: str, text: str, sync: bool = True) -> None:
+    with AtomicWriter(path, sync) as out:
         out.write(text.encode("utf-8"))
 
 
