@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("dolma_pipeline.commands.tag", "run taggers over documents, writing attribute files"),
     "list": ("dolma_pipeline.commands.list", "list every available tagger"),
     "dedupe": ("dolma_pipeline.dedupe.command", "exact and MinHash near-duplicate detection"),
+    "decontaminate": ("dolma_pipeline.decontaminate.command", "flag training text that contains evaluation text"),
     "mix": ("mixers.command", "filter, mask and sample documents by their attributes into shards"),
     "tokenize": ("dolma_pipeline.tokenize.command", "tokenize documents into OLMo token files"),
     "tokens": ("dolma_pipeline.tokenize.command", "alias of tokenize (Dolma's name)"),
