@@ -204,8 +204,9 @@ def run(config: DecontaminateConfig) -> int:
     with StageRunner(config) as runner:  # type: ignore[arg-type]  # the same executor fields as dedupe's
         index_dir, meta = _build(config, plan, runner)
         final = _probe(config, plan, runner, index_dir, meta)
+    stage_seconds = {f"{stage}_seconds": round(s.seconds, 3) for stage, s in runner.summaries.items()}
     final.seconds = sum(s.seconds for s in runner.summaries.values())
-    final.extra.update({f"{stage}_seconds": round(s.seconds, 3) for stage, s in runner.summaries.items()})
+    final.extra.update(stage_seconds)
     final.extra["cpu_seconds"] = round(runner.cpu_seconds, 3)
     report = contamination_report(final, meta, list(meta["sets"]))
     final.extra["decontamination"] = report

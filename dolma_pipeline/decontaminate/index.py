@@ -99,7 +99,7 @@ def index_eval_file(shard: EvalShard) -> dict[str, Any]:
                         counts["eval_paragraphs_short"] += 1
                         continue
                     normalised = normalize_paragraph(piece, section.normalize)
-                    if normalised.strip():
+                    if any(map(str.isalnum, normalised)):  # no letter or digit: never evidence (Dolma drops these too)
                         paragraphs[normalised] = None
                     else:
                         counts["eval_paragraphs_blank"] += 1
@@ -154,7 +154,9 @@ def _build_paragraphs(masks: dict[str, int], set_names: list[str], bloom: BloomF
     texts = list(masks)
     h0, h1 = paragraph_digests(texts)
     sets = np.fromiter(masks.values(), dtype=np.uint64, count=len(texts))
-    info: dict[str, Any] = {"count": len(texts), "per_set": _per_set(sets, set_names)}
+    lengths = list(map(len, texts))
+    info: dict[str, Any] = {"count": len(texts), "per_set": _per_set(sets, set_names),
+                            "min_chars": min(lengths, default=1), "max_chars": max(lengths, default=0)}
     if bloom is not None:
         info["bloom"] = _build_blooms("paragraphs", h0, h1, sets, set_names, bloom, index_dir)
         return info

@@ -1,13 +1,14 @@
 """What two pieces of text must share to count as the same: the normalisation and the word counts.
 
 Paragraph normalisation (each step can be turned off in `dedupe.normalize`), applied to every line of a
-document at once with C-level string operations, never changing the number of lines:
+document, never changing the number of lines:
 
 1. `nfc`: Unicode canonical composition (NFC), so NFD and NFC spellings of a text are equal;
 2. `case`: full Unicode case folding (`str.casefold`: "Straße" and "STRASSE" are equal), then NFC again;
-3. `punctuation`: at either end of a paragraph, every character that is not a letter or digit (Python's
-   `\\w` less the underscore: punctuation, symbols, whitespace, combining marks) is dropped;
-4. `whitespace`: whitespace at the ends is dropped and every run of whitespace inside is one space.
+3. `whitespace`: whitespace at the ends is dropped and every run of whitespace inside is one space
+   (whitespace as `str.split` knows it);
+4. `punctuation`: at either end of a paragraph, every character that is not a letter or digit
+   (`str.isalnum`: punctuation, symbols, the underscore, whitespace, combining marks) is dropped.
 
 Word counts for paragraph mode are Dolma's (`uniseg_length_paragraphs_v1`): the uniseg word-break
 segments of the stripped raw paragraph that are not all whitespace (punctuation marks count as words).
@@ -24,15 +25,20 @@ import regex
 
 from dolma_pipeline.decontaminate.config import NormalizeConfig
 
-_LEADING_NON_WORD = re.compile(r"\n(?:[^\w\n]|_)+")
-_LEADING_SPACE = re.compile(r"\n[^\S\n]+")
-# runs of two or more whitespace characters, or one that is not a plain space ("\n" is the line separator)
-_ODD_SPACE = re.compile(r"[^\S\n]{2,}|[^\S \n]")
+# the ASCII characters that are neither letters nor digits ("\n" excepted: it separates the lines)
+_ASCII_NON_ALNUM = "".join(chr(c) for c in range(128) if not chr(c).isalnum() and chr(c) != "\n")
+_ASCII_OTHER_SPACES = [chr(c) for c in range(128) if chr(c).isspace() and chr(c) not in " \n"]
+_SPACE_RUN = re.compile("  +")
 _WORD = regex.compile(r"[\w\p{M}]+")
+# Unicode word-break segments of ASCII text (UAX #29 restricted to ASCII): letters, digits and "_" join
+# (WB5, WB8-WB10, WB13a/b); ":", ".", "'" join two letters (WB6/7); ",", ";", ".", "'" join two digits
+# (WB11/12); any other non-space character is a segment of its own (WB999).
+_ASCII_SEGMENT = re.compile(r"[A-Za-z0-9_]+(?:(?:(?<=[A-Za-z])[:.'](?=[A-Za-z])|(?<=[0-9])[,;.'](?=[0-9]))"
+                            r"[A-Za-z0-9_]+)*|\S")
 
 
-def normalize_lines(text: str, rules: NormalizeConfig) -> str:
-    """`text` with every "\\n"-separated line normalised on its own; the line count is unchanged."""
+def normalize_lines(text: str, rules: NormalizeConfig) -> list[str]:
+    """Every "\n"-separated line of `text` normalised on its own (as many lines as `text.split("\n")`)."""
     ascii_text = text.isascii()
     if not ascii_text and rules.nfc and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
@@ -43,26 +49,45 @@ def normalize_lines(text: str, rules: NormalizeConfig) -> str:
             text = text.casefold()
             if rules.nfc and not unicodedata.is_normalized("NFC", text):  # folding may decompose
                 text = unicodedata.normalize("NFC", text)
-    if rules.punctuation:
-        text = _strip_line_ends(text, _LEADING_NON_WORD)
-    elif rules.whitespace:
-        text = _strip_line_ends(text, _LEADING_SPACE)
+    if ascii_text:
+        return _ascii_lines(text, rules)
+    lines = text.split("\n")
     if rules.whitespace:
-        text = _ODD_SPACE.sub(" ", text)
-    return text
+        lines = [" ".join(line.split()) for line in lines]
+    if rules.punctuation:
+        lines = [_strip_non_alnum(line) for line in lines]
+    return lines
 
 
-def _strip_line_ends(text: str, leading: re.Pattern) -> str:
-    """Drop what `leading` matches after every "\\n" at the start and, on the reversed text, at the end
-    of every line. Patterns anchored on a literal "\\n" are searched in linear time, where a pattern
-    anchored at the line end would rescan a long run of punctuation from each of its characters."""
-    text = leading.sub("\n", "\n" + text)[1:]
-    return leading.sub("\n", "\n" + text[::-1])[1:][::-1]
+def _ascii_lines(text: str, rules: NormalizeConfig) -> list[str]:
+    """`normalize_lines` for ASCII text, by whole-text C-level passes where the general path loops."""
+    if rules.whitespace:
+        for space in _ASCII_OTHER_SPACES:
+            if space in text:
+                text = text.replace(space, " ")
+        if "  " in text:
+            text = _SPACE_RUN.sub(" ", text)
+    lines = text.split("\n")
+    if rules.punctuation:
+        return [line.strip(_ASCII_NON_ALNUM) for line in lines]
+    if rules.whitespace:
+        return [line.strip(" ") for line in lines]
+    return lines
+
+
+def _strip_non_alnum(line: str) -> str:
+    """`line` without the characters that are not letters or digits (`str.isalnum`) at either end."""
+    start, end = 0, len(line)
+    while start < end and not line[start].isalnum():
+        start += 1
+    while end > start and not line[end - 1].isalnum():
+        end -= 1
+    return line[start:end]
 
 
 def normalize_paragraph(paragraph: str, rules: NormalizeConfig) -> str:
-    """One paragraph normalised (a separator inside it counts as a space)."""
-    return normalize_lines(paragraph.replace("\n", " "), rules)
+    """One paragraph normalised (a "\n" inside it counts as a space)."""
+    return normalize_lines(paragraph.replace("\n", " "), rules)[0]
 
 
 # ------------------------------------------------------------------------------------------ word counts
@@ -80,8 +105,11 @@ def has_min_words(paragraph: str, n: int) -> bool:
     Every whitespace-separated token holds at least one counted segment and no segment spans two tokens
     (word-break rules never join across white space, except U+202F, which is ExtendNumLet), so the
     token count is a lower bound; every counted segment holds a non-space character, so their number is
-    an upper bound. Only paragraphs between the two bounds are segmented.
+    an upper bound. Only paragraphs between the two bounds are segmented; ASCII ones by a regular
+    expression with the same rules (checked against uniseg in the tests).
     """
+    if paragraph.isascii():
+        return len(_ASCII_SEGMENT.findall(paragraph)) >= n
     tokens = paragraph.split()
     if len(tokens) >= n and "\u202f" not in paragraph:
         return True

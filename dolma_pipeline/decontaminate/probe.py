@@ -61,15 +61,17 @@ def paragraph_hits(batch: list[Document], index: Index, section: DecontaminateSe
     """{document number in the batch: [[start, end, set mask], ...]} of its evaluation paragraphs."""
     assert section.paragraphs is not None and index.paragraphs is not None
     sep = section.paragraphs.paragraph_separator
+    # a line shorter or longer than every evaluation paragraph cannot be one: blank it, so it is not hashed
+    shortest, longest = index.meta["paragraphs"]["min_chars"], index.meta["paragraphs"]["max_chars"]
     blobs, doc_numbers, kept_counts, kept_pieces, normalised = [], [], [], [], []
     for d, doc in enumerate(batch):
         text = doc.text
         body = text[: -len(sep)] if text.endswith(sep) else text
         if sep != "\n":
             body = "\n".join(piece.replace("\n", " ") for piece in body.split(sep))
-        norm = normalize_lines(body, section.normalize)
-        normalised.append(norm)
-        kept, blob, _, _ = exact.hash_units(_NO_FIELDS, norm, _HASH_RULES, [], counts)
+        lines = [line if shortest <= len(line) <= longest else "" for line in normalize_lines(body, section.normalize)]
+        normalised.append(lines)
+        kept, blob, _, _ = exact.hash_units(_NO_FIELDS, "\n".join(lines), _HASH_RULES, [], counts)
         if blob:
             blobs.append(blob)
             doc_numbers.append(d)
@@ -79,13 +81,9 @@ def paragraph_hits(batch: list[Document], index: Index, section: DecontaminateSe
         return {}
     pairs = np.frombuffer(b"".join(blobs), dtype="<u8").reshape(len(kept_pieces), -1)
     doc_of = np.repeat(np.asarray(doc_numbers, dtype=np.int64), kept_counts)
-    split_cache: dict[int, list[str]] = {}
 
     def text_of(q: int) -> str:
-        d = int(doc_of[q])
-        if d not in split_cache:
-            split_cache[d] = normalised[d].split("\n")
-        return split_cache[d][kept_pieces[q]]
+        return normalised[int(doc_of[q])][kept_pieces[q]]
 
     masks = index.paragraphs.lookup(pairs[:, 0].copy(), pairs[:, 1].copy(), text_of)
     found = np.flatnonzero(masks)
@@ -189,11 +187,11 @@ def write_file(shard: WriteShard) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- writing
-def merge_spans(spans: list[tuple[int, int]]) -> list[list]:
-    """Overlapping or touching spans joined; sorted."""
+def merge_spans(spans: list[tuple[int, int]], touching: bool = True) -> list[list]:
+    """Sorted spans, overlapping ones joined (and touching ones too with `touching`)."""
     out: list[list] = []
     for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
+        if out and (start <= out[-1][1] if touching else start < out[-1][1]):
             out[-1][1] = max(out[-1][1], end)
         else:
             out.append([start, end, 1.0])
@@ -225,7 +223,8 @@ def write_attributes(path: str, docs: list[list], hits: dict[int, dict[str, list
                     spans = kept
                 for i, set_name in enumerate(names):
                     bit = None if i == 0 else 1 << (i - 1)
-                    merged = merge_spans([(s[0], s[1]) for s in spans if bit is None or s[-1] & bit])
+                    # paragraphs stay one span each (as Dolma's); n-gram windows that overlap or touch are joined
+                    merged = merge_spans([(s[0], s[1]) for s in spans if bit is None or s[-1] & bit], mode == "g")
                     attributes[name if bit is None else f"{name}__{set_name}"] = merged
                     if merged:
                         contaminated_by.add(set_name)
