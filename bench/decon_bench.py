@@ -206,7 +206,7 @@ def bench_speed(args, work: str) -> dict:
                  "docs_per_s": {k: total / v for k, v in median.items()}}
     ours_hits = flagged(os.path.join(work, "ours_local"), train)
     out["ours_flagged_paragraphs"] = len(ours_hits)
-    print(f"  median docs/s: " + ", ".join(f"{k} {total / v:,.0f}" for k, v in median.items()))
+    print("  median docs/s: " + ", ".join(f"{k} {total / v:,.0f}" for k, v in median.items()))
     if have_dolma:
         for label in ("ours_default", "ours_local"):
             out[f"ratio_{label}"] = median["dolma"] / median[label]
