@@ -6,7 +6,6 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
 export DOLMA_NO_PROGRESS ?= 0
-export RAY_AUTH_MODE ?= disabled
 
 .PHONY: demo test setup clean-demo
 

@@ -5,6 +5,10 @@ skipped when its record in `<workdir>/.pipeline/` matches: same command, same co
 of its inputs and of every earlier stage. Changing one stage's config therefore reruns that stage and
 everything after it, nothing before. Every stage output gets a `lineage.json` (see lineage.py).
 `{workdir}` and `{processes}` in any string of the YAML are replaced before use.
+
+`executor` (auto by default) and `ray_address` are the defaults of every data stage that does not set
+its own. On Ray (`executor: ray`, or a cluster address with auto) the pipeline starts or joins Ray once
+and every data stage runs in that session; with auto on one machine no Ray is started (local pool).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import yaml
 
 from dolma_pipeline.config import fingerprint, from_dict, load_yaml
 from dolma_pipeline.errors import ConfigError, DolmaError
+from dolma_pipeline.executor import Executor, choose_executor, open_session
 from dolma_pipeline.lineage import Lineage, code_version, directory_fingerprint
 from dolma_pipeline.safety import check_name, redact
 
@@ -55,6 +60,8 @@ class StageConfig:
 class PipelineConfig:
     workdir: str = "pipeline-output"
     processes: int = 2
+    executor: Executor = "auto"  # the default of every data stage; see dolma_pipeline.executor.choose_executor
+    ray_address: str | None = None
     stages: list[StageConfig] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -90,14 +97,19 @@ def _record_path(workdir: str, stage: str) -> str:
     return os.path.join(workdir, ".pipeline", f"{stage}.json")
 
 
-def _run_stage(stage: StageConfig, processes: int) -> None:
+def _run_stage(stage: StageConfig, pipeline: PipelineConfig) -> None:
     if stage.command in DOLMA_COMMANDS:
         from dolma_pipeline.cli import COMMANDS
 
         module = importlib.import_module(COMMANDS[stage.command][0])
         config = dict(stage.config)
-        if "processes" in module.Config.__dataclass_fields__:
-            config.setdefault("processes", processes)
+        fields = module.Config.__dataclass_fields__
+        # not in the stage's fingerprint: where the shards run does not change the bytes
+        defaults = {"processes": pipeline.processes, "executor": pipeline.executor,
+                    "ray_address": pipeline.ray_address}
+        for key, value in defaults.items():
+            if key in fields and value is not None:
+                config.setdefault(key, value)
         code = module.run(from_dict(module.Config, config))
         if code:
             raise DolmaError(f"stage {stage.name} ({stage.command}) exited with status {code}")
@@ -127,8 +139,17 @@ def _run_stage(stage: StageConfig, processes: int) -> None:
 
 
 def run_pipeline(config: PipelineConfig, only: list[str] | None = None, force: bool = False) -> list[str]:
-    """Run the stages in order, skipping up-to-date ones; returns the names of the stages that ran."""
+    """Run the stages in order, skipping up-to-date ones; returns the names of the stages that ran.
+
+    With Ray chosen for the pipeline, one Ray session (started or joined here) serves every data stage."""
     os.makedirs(config.workdir, exist_ok=True)
+    placement = choose_executor(config.processes, config.ray_address, False, config.executor)
+    print(f"[pipeline] executor: {placement.kind} ({placement.reason})")
+    with open_session(config.processes, config.ray_address, False, config.executor):
+        return _run_stages(config, only, force)
+
+
+def _run_stages(config: PipelineConfig, only: list[str] | None, force: bool) -> list[str]:
     ran, upstream = [], ""
     version = code_version()
     for stage in config.stages:
@@ -144,7 +165,7 @@ def run_pipeline(config: PipelineConfig, only: list[str] | None = None, force: b
                 continue
         print(f"[pipeline] {stage.name}: running {stage.command}")
         start = time.perf_counter()
-        _run_stage(stage, config.processes)
+        _run_stage(stage, config)
         seconds = time.perf_counter() - start
         Lineage(stage=stage.name, command=stage.command, output=stage.output, config=stage.config,
                 inputs=stage.inputs, input_fingerprints=inputs, code_version=version, fingerprint=stage_fp).write()

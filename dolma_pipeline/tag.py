@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -13,7 +13,7 @@ from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.documents import Document, attribute_key, sanitize_key_part
 from dolma_pipeline.errors import ConfigError, DataFormatError
-from dolma_pipeline.executor import RunSummary, Shard, run_shards
+from dolma_pipeline.executor import Executor, RunSummary, Shard, run_shards
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError, ReadStats, read_documents
 from dolma_pipeline.registry import import_modules
@@ -42,7 +42,7 @@ class TagConfig:
     dryrun: bool = False
     debug: bool = False
     ray_address: str | None = None
-    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
+    executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     on_error: OnError = "fail"
     parquet_columns: dict[str, str] = field(default_factory=dict)
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is a bad line (see --on_error)

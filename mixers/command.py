@@ -1,7 +1,7 @@
 """`dolma -c mix.yaml mix`: filter, mask and sample documents by their attributes into sized shards.
 
 Steps: validate every stream (inputs, attribute sets and files, attribute keys) before writing anything;
-run one work unit per document file on Ray (or serially with --debug), each writing hidden parts and a
+run one work unit per document file (where: `executor`, see dolma_pipeline/executor.py), each writing hidden parts and a
 completion marker; pack the parts of each stream in input order into `<name>-NNNN.jsonl.gz`; write the
 stream's report and a stream marker. A rerun skips finished streams and finished files.
 """
@@ -19,7 +19,7 @@ import orjson
 from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import DolmaError
-from dolma_pipeline.executor import read_marker, run_shards
+from dolma_pipeline.executor import describe_executor, read_marker, run_shards
 from dolma_pipeline.safety import check_outputs, redact
 from mixers.config import MixConfig, StreamConfig
 from mixers.report import merge_unit_stats, render, stream_report
@@ -127,12 +127,15 @@ def run(config: MixConfig) -> int:
 
     all_units = [u for _, _, units in pending for u in units]
     validated = time.perf_counter()
+    executor: dict[str, Any] = {}
     if all_units:
-        run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
-                   debug=config.debug, ignore_existing=config.ignore_existing, desc="mix", executor=config.executor)
+        executor = run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
+                              debug=config.debug, ignore_existing=config.ignore_existing, desc="mix",
+                              executor=config.executor).executor
     mixed = time.perf_counter()
     for plan, stream_fp, units in pending:
         report, part_paths = _pack(plan, units)
+        report["executor"] = executor  # which executor ran this stream's files, why, and on which workers
         marker = {"fingerprint": stream_fp, "report": report}
         io.write_text(_stream_marker(plan.config), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
         remove_parts(_parts_dir(plan.config), part_paths)
@@ -142,6 +145,8 @@ def run(config: MixConfig) -> int:
              validated - started, len(all_units), mixed - validated, time.perf_counter() - mixed)
     ordered = [reports[s.name] for s in config.streams]
     print(render(ordered), file=sys.stderr)
+    if executor:
+        print("  " + describe_executor(executor), file=sys.stderr)
     if config.report:
         io.write_text(config.report, orjson.dumps(redact(ordered), option=orjson.OPT_INDENT_2).decode())
     return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import Executor
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.safety import check_name
 
@@ -134,7 +135,7 @@ class MixConfig:
     debug: bool = False
     dryrun: bool = False
     ray_address: str | None = None
-    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
+    executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     report: str | None = None
     work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)
     shuffle: bool = False

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 os.environ.setdefault("DOLMA_NO_PROGRESS", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOLMA = [sys.executable, "-m", "dolma_pipeline.cli"]

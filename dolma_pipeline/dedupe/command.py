@@ -1,7 +1,8 @@
 """`dolma dedupe`: exact (documents by key, paragraphs) or MinHash near-duplicate detection.
 
-Every stage is a list of shards run by the shared executor (serially with `--debug`, else as Ray
-tasks on one embedded or joined cluster), each writing one atomic output and a completion marker, so
+Every stage is a list of shards run by the shared executor (dolma_pipeline/executor.py: in this process,
+on forked processes, or as Ray tasks on one Ray session for all stages), each writing one atomic output
+and a completion marker, so
 an interrupted run resumes where it stopped and a rerun reuses finished work when nothing changed.
 """
 
@@ -17,7 +18,7 @@ from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.executor import RunSummary, Shard, ray_init, read_marker, run_shards, where_to_run
+from dolma_pipeline.executor import RunSummary, Shard, merge_executor, open_session, read_marker, run_shards
 from dolma_pipeline.safety import remove_owned_dir
 from dolma_pipeline.tag import write_run_record
 
@@ -36,19 +37,14 @@ class StageRunner:
         self.config = config
         self.summaries: dict[str, RunSummary] = {}
         self.cpu_seconds = 0.0  # summed over every stage (and every round), as the workers report it
-        self._started_ray = False
+        self._session = open_session(config.processes, config.ray_address, config.debug, config.executor)
 
     def __enter__(self) -> StageRunner:
-        config = self.config
-        if where_to_run(config.processes, config.ray_address, config.debug, config.executor) == "ray":
-            self._started_ray = ray_init(config.processes, config.ray_address)
+        self._session.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._started_ray:
-            import ray
-
-            ray.shutdown()
+        self._session.__exit__(*exc)
 
     def all_done(self, shards: list[Shard]) -> bool:
         """True when every final output is finished: the shuffle stages need not run (or exist) again."""
@@ -151,6 +147,7 @@ def run(config: DedupeConfig) -> int:
                 final.extra[key] = value
     final.seconds = sum(s.seconds for s in runner.summaries.values())
     final.extra["cpu_seconds"] = round(runner.cpu_seconds, 3)
+    final.executor = merge_executor(list(runner.summaries.values()))
     roots = sorted({attr[: attr.rfind(f"/{config.dedupe.name}/") + len(config.dedupe.name) + 1]
                     for attr in plan.attribute_files}) if not config.destination else [config.destination]
     write_run_record(roots, config, final, CONFIG_NAME, SUMMARY_NAME)

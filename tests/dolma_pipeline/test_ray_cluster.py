@@ -1,13 +1,16 @@
-"""`dolma tag` joins an existing Ray cluster (a head plus a second node) through RAY_ADDRESS."""
+"""`dolma tag` joins an existing Ray cluster (a head plus a second node, token auth on) through RAY_ADDRESS."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -22,13 +25,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Cluster:
+    address: str
+    node_ids: set[str]
+    env: dict[str, str]  # what a command needs to join it: RAY_ADDRESS and the cluster's token
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path):
-    """`ray start --head` and `ray start --address=...` on this machine, stopped by process group."""
+    """`ray start --head` and `ray start --address=...` on this machine with token auth, stopped by process
+    group."""
     if not os.path.exists(RAY):
         pytest.skip("ray CLI not installed")
     port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    env.pop("RAY_ADDRESS", None)
     temp = f"/tmp/rt{port}"
     procs = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "1", "--block",
                                "--include-dashboard=false", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"],
@@ -39,8 +52,8 @@ def two_node_cluster(tmp_path):
         procs.append(subprocess.Popen([RAY, "start", f"--address={address}", "--num-cpus", "1", "--block",
                                        "--node-ip-address=127.0.0.1"], env=env, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2, env)
-        yield address
+        node_ids = _wait_for_nodes(address, 2, env)
+        yield Cluster(address, node_ids, {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
     finally:
         for proc in reversed(procs):
             try:
@@ -55,16 +68,25 @@ def two_node_cluster(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_nodes(address: str, count: int, env: dict) -> None:
+def _wait_for_nodes(address: str, count: int, env: dict) -> set[str]:
+    """The ids of the cluster's live nodes, once there are `count` of them."""
     probe = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+             "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive']))")
     deadline = time.time() + 90
     while time.time() < deadline:
         out = subprocess.run([os.sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
-            return
+        ids = out.stdout.strip().splitlines()[-1:]
+        if out.returncode == 0 and ids and len(ids[0].split()) == count:
+            return set(ids[0].split())
         time.sleep(2)
     raise RuntimeError(f"Ray cluster at {address} did not reach {count} nodes")
+
+
+def assert_ran_on(cluster: Cluster, executor: dict) -> None:
+    """The command joined this cluster (not an embedded one) and ran tasks on both of its nodes."""
+    assert executor["kind"] == "ray" and cluster.address in executor["reason"], executor
+    assert executor["session"].endswith(f"at {cluster.address}"), executor
+    assert set(executor["nodes"]) == cluster.node_ids, (executor["nodes"], cluster.node_ids)
 
 
 @pytest.mark.ray
@@ -73,11 +95,13 @@ def test_tag_on_existing_two_node_cluster(two_node_cluster, corpus, tmp_path):
     local = tmp_path / "local"
     shutil.copytree(corpus / "documents", local / "documents")
     args = ["--experiment", "exp", "--taggers", "char_length_v1", "whitespace_tokenizer_v1", "--processes", "2"]
-    env = {**os.environ, "RAY_ADDRESS": two_node_cluster, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, **two_node_cluster.env}
     proc = subprocess.run([*DOLMA, "tag", "--documents", f"{corpus}/documents/**/*", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "4 processed" in proc.stdout
+    with open(corpus / "attributes" / "exp" / "dolma_tag.summary.json") as fh:
+        assert_ran_on(two_node_cluster, json.load(fh)["summary"]["executor"])
     debug = subprocess.run([*DOLMA, "tag", "--documents", f"{local}/documents/**/*", *args, "--debug"], cwd=REPO,
                            capture_output=True, text=True)
     assert debug.returncode == 0, debug.stderr

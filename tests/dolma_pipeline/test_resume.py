@@ -44,14 +44,26 @@ def _attributes(root):
     return read_tree(root / "attributes")
 
 
-@pytest.mark.ray
-def test_one_and_two_processes_give_identical_bytes(corpus, tmp_path):
+def _executor_record(root) -> dict:
+    with open(root / "attributes" / "exp" / "dolma_tag.summary.json") as fh:
+        return json.load(fh)["summary"]["executor"]
+
+
+@pytest.mark.parametrize("executor", ["auto", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
+def test_one_and_two_processes_give_identical_bytes(corpus, tmp_path, executor):
     other = tmp_path / "copy"
     shutil.copytree(corpus / "documents", other / "documents")
-    _tag(corpus, "--processes", "1")
-    _tag(other, "--processes", "2")
+    one_proc = _tag(corpus, "--processes", "1")
+    two_proc = _tag(other, "--processes", "2", "--executor", executor)
     one, two = _attributes(corpus), _attributes(other)
     assert one and one == two
+    serial, parallel = _executor_record(corpus), _executor_record(other)
+    assert serial["kind"] == "serial" and serial["workers"] == 1 and "executor: serial" in one_proc.stdout
+    # two distinct worker processes ran shards, neither of them the command itself
+    assert parallel["kind"] == ("local" if executor == "auto" else "ray"), parallel
+    assert parallel["workers"] == 2 and len({pid for _, pid in parallel["worker_pids"]}) == 2
+    assert serial["worker_pids"][0][1] not in {pid for _, pid in parallel["worker_pids"]}
+    assert f"executor: {parallel['kind']}" in two_proc.stdout and "2 worker process(es)" in two_proc.stdout
 
 
 @pytest.mark.ray
@@ -148,13 +160,13 @@ class CrashOnce(Tagger):
 '''
 
 
-@pytest.mark.ray
-def test_crashed_worker_is_retried(corpus, tmp_path):
+@pytest.mark.parametrize("executor", ["auto", pytest.param("ray", marks=pytest.mark.ray)])
+def test_crashed_worker_is_retried(corpus, tmp_path, executor):
     plugin = tmp_path / "crashy.py"
     plugin.write_text(CRASHY)
     flag = tmp_path / "crashed"
     proc = _tag(corpus, "--taggers", "crash_once_v1", "--tagger_modules", str(plugin), "--processes", "2",
-                env={"CRASH_FLAG": str(flag)})
+                "--executor", executor, env={"CRASH_FLAG": str(flag)})
     assert flag.exists(), "the worker must have crashed once"
     assert "4 processed" in proc.stdout
     rows = subprocess.run(["cat", str(corpus / "attributes/exp/sub/c.jsonl")], capture_output=True, text=True)

@@ -123,15 +123,24 @@ def test_min_text_length_after_replacement(mix_corpus, tmp_path):
     assert read_output(out) == []  # every text became empty
 
 
-@pytest.mark.parametrize("executor", [pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]), "local"])
+@pytest.mark.parametrize("executor", [pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]), "local",
+                                      "auto"])
 def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path, executor):
     root, _ = mix_corpus
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
-    run_mix([stream_config(root, serial, output={"path": str(serial), "max_size_in_bytes": 3000})])
+    reports = tmp_path / "serial.json", tmp_path / "parallel.json"
+    run_mix([stream_config(root, serial, output={"path": str(serial), "max_size_in_bytes": 3000})],
+            debug=False, report=str(reports[0]))
     config = from_dict(MixConfig, {"streams": [stream_config(root, parallel, output={
-        "path": str(parallel), "max_size_in_bytes": 3000})], "processes": 2, "executor": executor})
+        "path": str(parallel), "max_size_in_bytes": 3000})], "processes": 2, "executor": executor,
+        "report": str(reports[1])})
     assert command.run(config) == 0
     assert tree_bytes(serial) == tree_bytes(parallel)
+    (one,), (two,) = (json.loads(path.read_text()) for path in reports)
+    assert one["executor"]["kind"] == "serial" and one["executor"]["workers"] == 1
+    assert two["executor"]["kind"] == {"auto": "local"}.get(executor, executor)
+    assert two["executor"]["workers"] == 2  # two distinct worker processes ran files
+    assert one["executor"]["worker_pids"][0] not in two["executor"]["worker_pids"]
 
 
 def test_interrupted_run_resumes_to_identical_bytes(mix_corpus, tmp_path, monkeypatch):

@@ -90,7 +90,8 @@ def test_stale_parts_of_a_larger_earlier_run_are_removed(corpus, tmp_path):
     assert many > 1 and len(list_parts(out)) == 1
 
 
-@pytest.mark.parametrize("executor", [pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]), "local"])
+@pytest.mark.parametrize("executor", [pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow]), "local",
+                                      "auto"])
 def test_process_count_does_not_change_the_bytes(corpus, tmp_path, executor):
     for i in range(3):  # more files than processes
         write_docs(os.path.join(corpus, f"extra{i}.jsonl.gz"), make_docs(f"x{i}", 10))
@@ -98,7 +99,8 @@ def test_process_count_does_not_change_the_bytes(corpus, tmp_path, executor):
     tokenize(corpus, serial)
     parallel = str(tmp_path / "parallel")
     summary = tokenize(corpus, parallel, debug=False, processes=2, executor=executor)
-    assert summary["executor"] == executor
+    assert summary["executor"]["kind"] == {"auto": "local"}.get(executor, executor)
+    assert summary["executor"]["workers"] == 2 and executor in summary["executor"]["reason"]
     assert len(part_bytes(serial)) > 4
     assert part_bytes(parallel) == part_bytes(serial)
 

@@ -248,3 +248,27 @@ def test_text_the_tokenizer_cannot_take_is_a_bad_line(tmp_path):
 def test_a_missing_tokenizer_file_is_a_config_error(corpus, tmp_path):
     with pytest.raises(ConfigError, match="tokenizer file .*missing.json does not exist"):
         tokenize(corpus, str(tmp_path / "out"), tokenizer={"name_or_path": str(tmp_path / "missing.json")})
+
+
+def test_a_hub_name_is_refused_without_allow_hub(tmp_path):
+    """No silent download: a name that is not a local file needs --tokenizer.allow_hub."""
+    from dolma_pipeline.tokenize.tokenizer_io import resolve_tokenizer
+
+    with pytest.raises(ConfigError, match="--tokenizer.allow_hub true"):
+        resolve_tokenizer("EleutherAI/gpt-neox-20b", str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_remote_work_dir_is_a_private_directory_of_the_users_cache(tmp_path, monkeypatch):
+    from dolma_pipeline.tokenize.command import default_work_dir
+
+    monkeypatch.setenv("DOLMA_CACHE", str(tmp_path / "cache"))
+    work = default_work_dir("s3://bucket/tokens")
+    assert work.startswith(str(tmp_path / "cache")) and os.path.isdir(work)
+    assert os.stat(work).st_mode & 0o777 == 0o700
+    assert default_work_dir("s3://bucket/tokens") == work  # the same on a rerun: it resumes
+    other = default_work_dir("s3://bucket/other")
+    os.rmdir(other)
+    os.symlink(tmp_path, other)  # planted in its place: refused, never followed
+    with pytest.raises(ConfigError, match="not a private directory"):
+        default_work_dir("s3://bucket/other")
