@@ -64,7 +64,7 @@ class WarcConfig:
     dryrun: bool = False
     debug: bool = False
     ray_address: str | None = None
-    executor: str = "ray"  # the shared rule in executor.where_to_run decides what it means
+    executor: str = "auto"  # auto, ray, local or serial: the shared rule, executor.choose_executor
     on_error: Literal["fail", "skip_record", "skip_line", "skip_file"] = "fail"
     work_dir: dict[str, Any] = field(default_factory=dict)  # Dolma's scratch directories; not needed here
 
