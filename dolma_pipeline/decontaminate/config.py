@@ -137,7 +137,7 @@ class DecontaminateConfig:
     on_error: str = "fail"
     batch_size: int = 512  # training documents probed together
     ray_address: str | None = None
-    executor: str = "ray"  # ray | local (forked processes on this machine); see executor.where_to_run
+    executor: str = "auto"  # auto | ray | local | serial: the shared rule, executor.choose_executor
     debug: bool = False
     ignore_existing: bool = False
     dryrun: bool = False
