@@ -92,6 +92,26 @@ class EvalCallback(Callback):
             trainer.reset_timer(time.perf_counter() - t0)
 
 
+class DownstreamEvalCallback(Callback):
+    """Per-source perplexity and multiple-choice tasks (``training.eval``) every ``interval`` steps and at
+    the end, into the step's metrics (``eval/ppl/<source>/...``, ``eval/task/<name>/...``)."""
+
+    def __init__(self, suite: Any, interval: int) -> None:
+        self.suite, self.interval = suite, interval
+
+    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        last = trainer.step >= trainer.final_step
+        if not (last or (self.interval > 0 and trainer.step % self.interval == 0)):
+            return
+        from training.eval.suite import flatten
+        from training.parallel import autocast_context
+
+        t0 = time.perf_counter()
+        autocast = autocast_context(trainer.dist.device, trainer.cfg.trainer.precision, trainer.fsdp)
+        metrics.update(flatten(self.suite.run(trainer.model, trainer.dist.device, autocast)))
+        trainer.reset_timer(time.perf_counter() - t0)
+
+
 class ConsoleLogger(Callback):
     def __init__(self, interval: int) -> None:
         self.interval = max(1, interval)

@@ -4,6 +4,7 @@
     olmo-train train CONFIG [--a.b=c ...]       the same
     olmo-train config CONFIG [--a.b=c ...]      print the resolved config and exit
     olmo-train export CKPT_DIR OUT_DIR [--tokenizer PATH] [--dtype float32|bfloat16|float16]
+    olmo-train eval MODEL [--documents GLOB ...] [--task NAME=PATH[:K] ...] [--out results.json]
 
 Multi-process: ``torchrun --nproc_per_node N -m training.cli CONFIG ...`` (or the ``olmo-train`` script
 under ``torchrun --no-python``); multi-node via torchrun's ``--nnodes``/``--rdzv-endpoint``.
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "export":
             return _export(argv[1:])
+        if argv and argv[0] == "eval":
+            from training.eval.command import main as eval_main
+
+            return eval_main(argv[1:])
         if argv and argv[0] == "config":
             return _train(argv[1:], dry=True)
         if argv and argv[0] == "train":

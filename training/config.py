@@ -179,6 +179,32 @@ class SchedulerConfig:
 
 
 @dataclass
+class TaskConfig:
+    """One multiple-choice task: a JSONL file (globs allowed) and how to prompt it."""
+
+    name: str = ""
+    path: str = ""
+    num_shots: int = 0
+    seed: int = 1234
+    target_delimiter: str = " "
+    fewshot_delimiter: str = "\n\n"
+    limit: int | None = None  # score only the first N questions (shots are still drawn from all)
+
+
+@dataclass
+class EvaluationConfig:
+    """Downstream evaluation, in the loop (every ``interval`` steps and at the end) and offline
+    (``olmo-train eval``): Paloma-style perplexity per source over Dolma documents, and multiple-choice
+    tasks scored by log-likelihood. Both need a tokenizer (``tokenizer.path``)."""
+
+    documents: list[str] = field(default_factory=list)  # Dolma JSONL globs; grouped by their `source`
+    tasks: list[TaskConfig] = field(default_factory=list)
+    stride: int | None = None  # sliding-window stride for long documents; None -> half the context
+    batch_size: int | None = None  # sequences per forward; None -> trainer.micro_batch_size
+    interval: int | None = None  # None -> trainer.eval_interval
+
+
+@dataclass
 class TrainerConfig:
     max_steps: int = 1000
     stop_at: int | None = None  # stop early without changing the schedule
@@ -238,6 +264,7 @@ class TrainConfig:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     @property
     def sequence_length(self) -> int:

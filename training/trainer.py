@@ -15,6 +15,7 @@ from training.callbacks import (
     Callback,
     CheckpointCallback,
     ConsoleLogger,
+    DownstreamEvalCallback,
     EvalCallback,
     JSONLLogger,
     LossPlot,
@@ -224,6 +225,12 @@ def build_trainer(cfg: TrainConfig, info: DistInfo | None = None) -> Trainer:
     m = cfg.metrics
     metrics_path = save_folder / "metrics.jsonl"
     callbacks: list[Callback] = [SpeedMonitor(m.peak_tflops), EvalCallback(t.eval_interval)]
+    ev = cfg.evaluation
+    if ev.documents or ev.tasks:
+        from training.eval.suite import EvalSuite
+
+        suite = EvalSuite(ev, cfg.tokenizer, cfg.tokenizer.path, seq, t.micro_batch_size)
+        callbacks.append(DownstreamEvalCallback(suite, t.eval_interval if ev.interval is None else ev.interval))
     callbacks.append(ConsoleLogger(t.log_interval))
     if m.jsonl:
         callbacks.append(JSONLLogger(metrics_path))

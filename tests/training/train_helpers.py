@@ -86,3 +86,26 @@ def small_config(token_dir: Path, save_folder: Path, **sections: dict[str, Any])
 
 
 PYTHON = sys.executable
+
+
+def byte_tokenizer_file(path: Path) -> Path:
+    """A real ``tokenizers`` JSON whose ids are UTF-8 byte values and whose EOS is 256, so it encodes text
+    exactly as :func:`byte_tokens` does (a byte-level BPE with no merges)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):  # GPT-2's byte -> printable character map
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    vocab = {chr(c): b for b, c in zip(bs, cs, strict=True)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path))
+    return path
