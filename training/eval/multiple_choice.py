@@ -51,12 +51,12 @@ def _gold_index(gold, choices: Sequence[str], where: str) -> int:
         gold = None
     if isinstance(gold, str):
         g = gold.strip()
-        if len(g) == 1 and g.isalpha() and g.upper() not in choices:
+        if gold in choices:
+            gold = list(choices).index(gold)
+        elif len(g) == 1 and "A" <= g.upper() <= "Z":
             gold = ord(g.upper()) - ord("A")
         elif g.isdigit():
             gold = int(g)
-        elif gold in choices:
-            gold = list(choices).index(gold)
         else:
             raise DataFormatError(f"{where}: gold {gold!r} is neither an index, a letter nor one of the choices")
     if not isinstance(gold, int):
