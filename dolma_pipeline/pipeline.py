@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from dolma_pipeline.ablation import VariantConfig, plan_runs
 from dolma_pipeline.config import fingerprint, from_dict, load_yaml
 from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.executor import Executor, choose_executor, open_session
@@ -63,6 +64,8 @@ class PipelineConfig:
     executor: Executor = "auto"  # the default of every data stage; see dolma_pipeline.executor.choose_executor
     ray_address: str | None = None
     stages: list[StageConfig] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # ablations: training seeds of the baseline
+    variants: list[VariantConfig] = field(default_factory=list)  # ablations: see dolma_pipeline.ablation
 
     def validate(self) -> None:
         names = [s.name for s in self.stages]
@@ -146,7 +149,17 @@ def run_pipeline(config: PipelineConfig, only: list[str] | None = None, force: b
     placement = choose_executor(config.processes, config.ray_address, False, config.executor)
     print(f"[pipeline] executor: {placement.kind} ({placement.reason})")
     with open_session(config.processes, config.ray_address, False, config.executor):
-        return _run_stages(config, only, force)
+        if not (config.variants or len(config.seeds) > 1):
+            return _run_stages(config, only, force)
+        from dolma_pipeline.ablation_report import write_report
+
+        runs = plan_runs(config.stages, config.workdir, config.variants, config.seeds)
+        ran = []
+        for run in runs:
+            print(f"[pipeline] ablation run {run.name} (seed {run.seed})")
+            ran += _run_stages(dataclasses.replace(config, stages=run.stages), only, force)
+        print(f"[pipeline] ablation: {write_report(runs, os.path.join(config.workdir, 'ablation'))}")
+        return ran
 
 
 def _run_stages(config: PipelineConfig, only: list[str] | None, force: bool) -> list[str]:
