@@ -21,6 +21,7 @@ import numpy as np
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.pii_dolma_scan import dolma_email_matches, dolma_phone_matches
 from taggers.pii_patterns import EMAIL, IP, PHONE, find_pii
 from taggers.text_stats import char_table, codepoints, codepoints_of
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 # Dolma 1.2.1's patterns, verbatim.
 DOLMA_EMAIL = re.compile("[.\\s@,?!;:)(]*([^\\s@]+@[^\\s@,?!;:)(]+?)[.\\s@,?!;:)(]?[\\s\n\r]")
 DOLMA_PHONE = re.compile("\\s+\\(?(\\d{3})\\)?[-\\. ]*(\\d{3})[-. ]?(\\d{4})")
+_PHONE_AFTER_NON_SPACE = re.compile("(?<!\\s)" + DOLMA_PHONE.pattern)  # see pii_dolma_scan
 DOLMA_IP = re.compile(
     "(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)")
 # Dolma skips PII detection for documents with more than this many question marks.
@@ -61,11 +63,11 @@ def dolma_email_spans(text: str) -> list[Span]:
         at = text.find("@", at + 1)
     spans = []
     for start, end in _lines_with(text, positions):
-        for match in DOLMA_EMAIL.finditer(text, start, end):
-            addressee, domain = match.group(1).split("@", 1)
+        for match_start, match_end, group_start, group_end in dolma_email_matches(text, start, end):
+            addressee, domain = text[group_start:group_end].split("@", 1)
             if addressee.strip() == "(" or "." not in domain:
                 continue
-            spans.append(Span(match.start(), match.end(), "EMAIL_ADDRESS"))
+            spans.append(Span(match_start, match_end, "EMAIL_ADDRESS"))
     return spans
 
 
@@ -84,7 +86,8 @@ def dolma_phone_spans(text: str, codes: np.ndarray | None = None) -> list[Span]:
         start = int(newlines[line - 1]) + 1 if line else 0
         end = int(newlines[line]) + 1 if line < len(newlines) else len(text)
         # Dolma matches inside the line: `\s+` cannot reach back into the previous line.
-        spans.extend(Span(m.start(), m.end(), "PHONE_NUMBER") for m in DOLMA_PHONE.finditer(text, start, end))
+        spans.extend(Span(m.start(), m.end(), "PHONE_NUMBER")
+                     for m in dolma_phone_matches(DOLMA_PHONE, _PHONE_AFTER_NON_SPACE, text, start, end))
     return spans
 
 
