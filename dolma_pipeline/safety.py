@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterable
 from typing import Any
 
+from dolma_pipeline import io
 from dolma_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,34 +45,48 @@ def check_name(value: str, what: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- paths
-def _canonical(path: str) -> str:
-    from dolma_pipeline import io
+class _Canonical:
+    """Canonical spellings of paths, resolving symlinks once per directory (a million inputs share a few)."""
 
-    return io.canonical_path(strip_credentials(path)).rstrip("/") or "/"
+    def __init__(self) -> None:
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        path = strip_credentials(path).removeprefix("file://")
+        if "://" in path:
+            return io.canonical_path(path).rstrip("/")
+        directory, name = os.path.split(os.path.abspath(os.path.expanduser(path)))
+        real = self._dirs.get(directory)
+        if real is None:
+            real = self._dirs[directory] = os.path.realpath(directory)
+        return os.path.join(real, name).rstrip("/") or "/"
 
 
 def check_outputs(inputs: Iterable[str], output_files: Iterable[str] = (), output_dirs: Iterable[str] = (),
                   what: str = "output") -> None:
     """Refuse (ConfigError) an output file that is an input file, or an output directory that is an input
-    file or the directory holding one. Paths are compared after resolving `..`, symlinks and `file://`."""
-    input_files = {_canonical(p): p for p in inputs}
+    file or the directory holding one. Paths are compared after resolving `..`, symlinked directories
+    and `file://`."""
+    canonical = _Canonical()
+    input_files = {canonical(p): p for p in inputs}
     input_dirs: dict[str, str] = {}
-    for canonical, original in input_files.items():
-        input_dirs.setdefault(canonical.rsplit("/", 1)[0] or "/", original)
+    for path, original in input_files.items():
+        input_dirs.setdefault(path.rsplit("/", 1)[0] or "/", original)
     for path in output_files:
-        hit = input_files.get(_canonical(path))
+        hit = input_files.get(canonical(path))
         if hit is not None:
             raise ConfigError(f"{what} {redact(path)} is the input file {redact(hit)}: refusing to overwrite an "
                               "input (check --destination, the experiment or dedupe name)")
     for path in output_dirs:
         if not path:
             continue
-        canonical = _canonical(path)
-        if canonical in input_files:
-            raise ConfigError(f"{what} directory {redact(path)} is the input file {redact(input_files[canonical])}")
-        if canonical in input_dirs:
+        local = strip_credentials(path).removeprefix("file://")
+        resolved = canonical(local) if "://" in local else os.path.realpath(os.path.expanduser(local)).rstrip("/") or "/"
+        if resolved in input_files:
+            raise ConfigError(f"{what} directory {redact(path)} is the input file {redact(input_files[resolved])}")
+        if resolved in input_dirs:
             raise ConfigError(f"{what} directory {redact(path)} is the directory holding the input "
-                              f"{redact(input_dirs[canonical])}: choose a directory apart from the inputs")
+                              f"{redact(input_dirs[resolved])}: choose a directory apart from the inputs")
 
 
 # ------------------------------------------------------------------------------------ owned directories
@@ -130,7 +145,7 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<key>[^@\s/:
 
 def strip_credentials(url: str) -> str:
     """`url` without a `KEY:SECRET@` part after its scheme."""
-    return _USERINFO.sub(r"\g<scheme>", url)
+    return _USERINFO.sub(r"\g<scheme>", url) if "@" in url else url
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -187,3 +187,20 @@ def test_tokenize_work_dir_of_user_data_survives_and_destination_on_documents_is
     code, text = run_cli(capsys, "tokenize", "--documents", docs, "--destination", docs, "--debug")
     assert code == 1 and "directory holding the input" in text
     assert snapshot(corpus_root) == before
+
+
+def test_outputs_are_compared_through_symlinks_dotdot_and_file_urls(tmp_path):
+    docs = tmp_path / "c" / "documents"
+    docs.mkdir(parents=True)
+    (docs / "a.jsonl.gz").write_bytes(b"")
+    link = tmp_path / "link"
+    link.symlink_to(docs)
+    inputs = [str(docs / "a.jsonl.gz")]
+    for out_dir in (str(link), str(docs / ".." / "documents"), f"file://{docs}", str(docs / "a.jsonl.gz")):
+        with pytest.raises(ConfigError):
+            safety.check_outputs(inputs, output_dirs=[out_dir])
+    with pytest.raises(ConfigError, match="refusing to overwrite an input"):
+        safety.check_outputs(inputs, [str(link / "a.jsonl.gz")])
+    # beside or above the inputs is allowed: only the inputs and the directories holding them are refused
+    safety.check_outputs(inputs, [str(tmp_path / "c" / "attributes" / "x" / "a.jsonl.gz")],
+                         [str(tmp_path / "c"), str(tmp_path / "c" / "attributes")])
