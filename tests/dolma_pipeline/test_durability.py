@@ -63,9 +63,15 @@ def _mix_config(tmp_path, root, out) -> str:
 
 
 def _mix(config: str) -> subprocess.Popen:
+    """`dolma -c CONFIG mix` in a process of its own; its output goes to CONFIG.log (never a full pipe)."""
     env = {**os.environ, "PYTHONPATH": REPO, "DOLMA_NO_PROGRESS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "dolma_pipeline.cli", "-c", config, "mix"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(config + ".log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "dolma_pipeline.cli", "-c", config, "mix"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def _finish(config: str, proc: subprocess.Popen) -> None:
+    assert proc.wait(timeout=300) == 0, open(config + ".log").read()
 
 
 def _temp_shards(out) -> list[str]:
@@ -75,13 +81,8 @@ def _temp_shards(out) -> list[str]:
         return []
 
 
-def test_mix_killed_mid_pack_leaves_a_temp_shard_that_the_next_run_removes(tmp_path):
-    root = tmp_path / "corpus"
-    _write_big_corpus(root, files=6, docs_per_file=400, doc_chars=6000)  # ~14 MB, one shard of six parts
-    out = tmp_path / "out"
-    config = _mix_config(tmp_path, root, out)
-
-    # Kill the run while a temporary shard exists; the pack copies and fsyncs ~14 MB, so it is seen.
+def _kill_mid_pack(config: str, out) -> list[str]:
+    """Run the mix, SIGKILL it as soon as a temporary shard appears; the temporaries left behind."""
     proc, seen, deadline = _mix(config), [], time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         seen = _temp_shards(out)
@@ -92,17 +93,29 @@ def test_mix_killed_mid_pack_leaves_a_temp_shard_that_the_next_run_removes(tmp_p
     proc.wait()
     assert seen, f"the run ended (status {proc.returncode}) before a temporary shard was seen"
     assert proc.returncode == -signal.SIGKILL
-    assert _temp_shards(out), "the killed run left no temporary shard behind"
+    return _temp_shards(out)
 
-    rerun = _mix(config)
-    _, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err.decode()
+
+def test_mix_killed_mid_pack_leaves_a_temp_shard_that_the_next_run_removes(tmp_path):
+    root = tmp_path / "corpus"
+    _write_big_corpus(root, files=6, docs_per_file=400, doc_chars=6000)  # ~14 MB, one shard of six parts
+    # The pack copies and fsyncs ~14 MB into the temporary shard, so the poll sees it; should the kill
+    # land just after the rename, the run is repeated on a fresh output directory.
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        config = _mix_config(tmp_path, root, out)
+        if _kill_mid_pack(config, out):
+            break
+    else:
+        raise AssertionError("three killed runs left no temporary shard behind")
+
+    _finish(config, _mix(config))
     assert _temp_shards(out) == []
     assert not (out / ".parts").exists()
 
     clean = tmp_path / "clean"
-    fresh = _mix(_mix_config(tmp_path, root, clean))
-    assert fresh.wait(timeout=300) == 0
+    clean_config = _mix_config(tmp_path, root, clean)
+    _finish(clean_config, _mix(clean_config))
     shards = sorted(n for n in os.listdir(clean) if not n.startswith("."))
     assert shards == ["mixed-0000.jsonl"]
     assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == shards
