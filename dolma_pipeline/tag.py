@@ -212,7 +212,7 @@ def run(config: TagConfig) -> int:
     shards = plan(config)
     if config.dryrun:
         for shard in shards:
-            print(f"{shard.input} -> {shard.output}")
+            print(redact(f"{shard.input} -> {shard.output}"))
         print(f"dry run: {len(shards)} file(s), taggers {', '.join(config.taggers)}; nothing written")
         return 0
     summary = run_shards(tag_shard, shards, processes=config.processes, ray_address=config.ray_address,

@@ -108,8 +108,8 @@ def run(config: MixConfig) -> int:
         plans.append(plan)
     if config.dryrun:
         for plan in plans:
-            print(f"stream {plan.config.name}: {len(plan.documents)} document file(s), attribute sets "
-                  f"{plan.config.attributes}, output {plan.config.output.path}")
+            print(redact(f"stream {plan.config.name}: {len(plan.documents)} document file(s), attribute sets "
+                         f"{plan.config.attributes}, output {plan.config.output.path}"))
         return 0
 
     reports: dict[str, dict[str, Any]] = {}

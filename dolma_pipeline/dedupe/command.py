@@ -19,7 +19,7 @@ from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary, Shard, merge_executor, open_session, read_marker, run_shards
-from dolma_pipeline.safety import remove_owned_dir
+from dolma_pipeline.safety import redact, remove_owned_dir
 from dolma_pipeline.tag import write_run_record
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,8 @@ def run(config: DedupeConfig) -> int:
     if config.dryrun:
         plan = make_plan(config, None, claim=False)
         for doc, attr in zip(plan.files, plan.attribute_files):
-            print(f"{doc} -> {attr}")
-        print(f"dry run: {len(plan.files)} file(s), mode {config.dedupe.mode}, work dir {plan.work_dir}")
+            print(redact(f"{doc} -> {attr}"))
+        print(redact(f"dry run: {len(plan.files)} file(s), mode {config.dedupe.mode}, work dir {plan.work_dir}"))
         return 0
     with StageRunner(config) as runner:
         if config.dedupe.mode == "minhash":

@@ -217,7 +217,7 @@ def run(config: Config) -> int:
     run_key = fingerprint([stage_key, config.seed, max_tokens, config.group, config.on_error,
                            [_file_identity(path) for path in files]])
     if not config.ignore_existing and _already_complete(destination, run_key):
-        print(f"dolma tokenize: {destination} is already complete for these inputs and options; nothing to do")
+        print(redact(f"dolma tokenize: {destination} is already complete for these inputs and options; nothing to do"))
         return 0
 
     with open_session(config.processes, config.ray_address, config.debug, config.executor):
@@ -232,7 +232,7 @@ def run(config: Config) -> int:
     io.write_text(io.join(destination, SUMMARY_NAME), orjson.dumps(redact(record), option=orjson.OPT_INDENT_2).decode())
     if not config.keep_work and not io.is_remote(work_dir):
         remove_owned_dir(work_dir)
-    print(_render(record, encode_summary))
+    print(redact(_render(record, encode_summary)))
     return 0
 
 

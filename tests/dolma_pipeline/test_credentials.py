@@ -70,6 +70,8 @@ def test_no_secret_in_anything_the_tool_writes_or_prints(s3_client, tmp_path, ca
     assert main(["tokenize", "--documents", docs, "--destination", str(tmp_path / "local" / "tokens"), "--debug"]) == 0
     Lineage(stage="tag", command="tag", output=str(tmp_path / "local" / "lineage"), config={"documents": [docs]},
             inputs=[f"s3://{AUTH}corpus/root/documents"]).write()
+    assert main(["tag", "--documents", docs, "--taggers", "char_length_v1", "--dryrun"]) == 0  # prints paths
+    assert main(["-c", str(mix), "mix", "--dryrun"]) == 0
     # an error naming the path: a glob that matches nothing
     assert main(["tag", "--documents", f"s3://{AUTH}corpus/none/*.gz", "--taggers", "char_length_v1"]) == 1
 
