@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from dolma_pipeline.dedupe.command import StageRunner
 from dolma_pipeline.dedupe.plan import attribute_path
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.executor import RunSummary
+from dolma_pipeline.safety import check_outputs, owned_work_dir, remove_owned_dir
 from dolma_pipeline.tag import common_directory, write_run_record
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ def make_plan(config: DecontaminateConfig) -> Plan:
     if io.is_remote(work_dir):
         raise ConfigError(f"work_dir {work_dir} must be a local directory (or one shared by every node): the "
                           "evaluation index is memory-mapped from it")
+    eval_paths = [path for _, path in eval_files]
+    check_outputs([*files, *eval_paths], attribute_files, [config.destination or "", work_dir],
+                  what="decontaminate output")
     return Plan(files, attribute_files, eval_files, work_dir, root)
 
 
@@ -193,6 +196,8 @@ def contamination_report(final: RunSummary, meta: dict[str, Any], set_names: lis
 
 def run(config: DecontaminateConfig) -> int:
     plan = make_plan(config)
+    if not config.dryrun:  # a user's existing work_dir is a parent, never deleted
+        plan.work_dir = owned_work_dir(plan.work_dir, f"dolma_decontaminate_{config.dedupe.name}")
     if config.dryrun:
         for set_index, path in plan.eval_files:
             print(f"evaluation {config.evaluation[set_index].name}: {path}")
@@ -213,7 +218,7 @@ def run(config: DecontaminateConfig) -> int:
     final.extra["index"] = {k: v for k, v in meta.items() if k != "fingerprint"}
     write_run_record([plan.attribute_root], config, final, CONFIG_NAME, SUMMARY_NAME)
     if not config.keep_work_dir:
-        shutil.rmtree(plan.work_dir, ignore_errors=True)
+        remove_owned_dir(plan.work_dir)
     print(final.render("dolma decontaminate"), file=sys.stdout)
     for name, row in report["per_set"].items():
         print(f"  {name}: {row['documents_contaminated']:,} documents contaminated "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.reader import ON_ERROR_CHOICES
+from dolma_pipeline.safety import check_name
 
 MAX_EVAL_SETS = 64  # a set is one bit of a 64-bit mask in the index
 _SET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -77,6 +78,7 @@ class DecontaminateSection:
     def validate(self) -> None:
         if not self.name:
             raise ConfigError("dedupe.name is required (it names the attribute directory)")
+        check_name(self.name, "dedupe.name")
         if self.paragraphs is None and self.ngrams is None:
             raise ConfigError("decontaminate needs dedupe.paragraphs, dedupe.ngrams or both")
         if self.paragraphs is not None:

@@ -204,3 +204,24 @@ def test_outputs_are_compared_through_symlinks_dotdot_and_file_urls(tmp_path):
     # beside or above the inputs is allowed: only the inputs and the directories holding them are refused
     safety.check_outputs(inputs, [str(tmp_path / "c" / "attributes" / "x" / "a.jsonl.gz")],
                          [str(tmp_path / "c"), str(tmp_path / "c" / "attributes")])
+
+
+# -------------------------------------------------------------------------------------- decontaminate
+def test_decontaminate_work_dir_name_and_destination(corpus_root, tmp_path, capsys):
+    from tests.decontaminate.conftest import base_config, eval_docs, write_corpus
+    from tests.decontaminate.conftest import run_decon as decon
+
+    evaluation = write_corpus(tmp_path / "eval", eval_docs(), "eval.jsonl.gz")
+    docs = str(corpus_root / "documents")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "notes.txt").write_text("keep me")
+    assert decon([], {**base_config(docs, evaluation), "work_dir": str(scratch)}) == 0
+    assert snapshot(scratch) == {"notes.txt": b"keep me"}
+
+    before = snapshot(corpus_root)
+    with pytest.raises(ConfigError, match="dedupe.name"):
+        decon([], base_config(docs, evaluation, name=".."))
+    with pytest.raises(ConfigError, match="refusing to overwrite an input"):
+        decon([], {**base_config(docs, evaluation), "destination": docs})
+    assert snapshot(corpus_root) == before
