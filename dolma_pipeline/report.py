@@ -165,10 +165,13 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
 
     scan = scan_attributes([s.output for s in by_command["tag"] + by_command["dedupe"]])
     tag_docs = scan.documents
-    mix_reports = []
-    for stage in by_command["mix"]:
-        mix_reports += [r for p in sorted(glob.glob(os.path.join(stage.output, "**", ".*.mix_report.json"),
-                                                    recursive=True)) if (r := _read_json(p))]
+    mix_reports, later_mixes = [], []  # a later mix (e.g. removing contamination) is a bar of its own
+    for i, stage in enumerate(by_command["mix"]):
+        reports = [r for p in sorted(glob.glob(os.path.join(stage.output, "**", ".*.mix_report.json"),
+                                               recursive=True)) if (r := _read_json(p))]
+        mix_reports += reports
+        if i:
+            later_mixes.append((stage.name, sum(r["documents_out"] for r in reports)))
     token_summaries = [r for s in by_command["tokenize"]
                        if (r := _read_json(os.path.join(s.output, "dolma_tokenize.summary.json")))]
 
@@ -182,7 +185,10 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
         values.append(tag_docs - scan.duplicates)
     if mix_reports:
         labels.append("mixed")
-        values.append(sum(r["documents_out"] for r in mix_reports))
+        values.append(sum(r["documents_out"] for r in mix_reports) - sum(n for _, n in later_mixes))
+        for name, documents in later_mixes:
+            labels.append(name)
+            values.append(documents)
     if token_summaries:
         labels.append("tokenized")
         values.append(sum(t["documents"] for t in token_summaries))
@@ -234,6 +240,11 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
                    ylabel="clusters")
         sections.append(("Near-duplicate clusters", f'<img src="{img}"><p>{scan.duplicates:,} documents flagged '
                                                     f'as duplicates of a kept representative.</p>'))
+
+    for stage in by_command["decontaminate"]:
+        from dolma_pipeline.decontaminate.report import section
+
+        sections.append((f"Decontamination ({stage.name})", section(stage.config)))
 
     pii = Counter()
     for key, n in scan.span_counts.items():

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import Executor
 from dolma_pipeline.reader import ON_ERROR_CHOICES
 from dolma_pipeline.safety import check_name
 
@@ -139,7 +140,7 @@ class DecontaminateConfig:
     on_error: str = "fail"
     batch_size: int = 512  # training documents probed together
     ray_address: str | None = None
-    executor: str = "auto"  # auto | ray | local | serial: the shared rule, executor.choose_executor
+    executor: Executor = "auto"  # auto | ray | local | serial: the shared rule, executor.choose_executor
     debug: bool = False
     ignore_existing: bool = False
     dryrun: bool = False
