@@ -31,7 +31,7 @@ from dolma_pipeline.decontaminate.probe import ProbeShard, WriteShard, probe_fil
 from dolma_pipeline.dedupe.command import StageRunner
 from dolma_pipeline.dedupe.plan import attribute_path
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.executor import RunSummary
+from dolma_pipeline.executor import RunSummary, merge_executor
 from dolma_pipeline.safety import check_outputs, owned_work_dir, remove_owned_dir
 from dolma_pipeline.tag import common_directory, write_run_record
 
@@ -59,7 +59,9 @@ def _identity(path: str) -> list:
     return [path, st.st_size, st.st_mtime_ns]
 
 
-def make_plan(config: DecontaminateConfig) -> Plan:
+def make_plan(config: DecontaminateConfig, claim: bool = True) -> Plan:
+    """Resolve the inputs and outputs; refuse outputs over inputs; with `claim`, create the work dir as the
+    tool's own (a user's existing `work_dir` is not taken over: the tool's directory is made inside it)."""
     if not config.documents:
         raise ConfigError("no training documents given (--documents PATH_OR_GLOB ...)")
     files = io.expand_paths(config.documents)
@@ -86,9 +88,10 @@ def make_plan(config: DecontaminateConfig) -> Plan:
     if io.is_remote(work_dir):
         raise ConfigError(f"work_dir {work_dir} must be a local directory (or one shared by every node): the "
                           "evaluation index is memory-mapped from it")
-    eval_paths = [path for _, path in eval_files]
-    check_outputs([*files, *eval_paths], attribute_files, [config.destination or "", work_dir],
+    check_outputs(files + [path for _, path in eval_files], attribute_files, [config.destination or "", work_dir],
                   what="decontaminate output")
+    if claim:
+        work_dir = owned_work_dir(work_dir, f"dolma_decontaminate_{section.name}")
     return Plan(files, attribute_files, eval_files, work_dir, root)
 
 
@@ -195,9 +198,7 @@ def contamination_report(final: RunSummary, meta: dict[str, Any], set_names: lis
 
 
 def run(config: DecontaminateConfig) -> int:
-    plan = make_plan(config)
-    if not config.dryrun:  # a user's existing work_dir is a parent, never deleted
-        plan.work_dir = owned_work_dir(plan.work_dir, f"dolma_decontaminate_{config.dedupe.name}")
+    plan = make_plan(config, claim=not config.dryrun)
     if config.dryrun:
         for set_index, path in plan.eval_files:
             print(f"evaluation {config.evaluation[set_index].name}: {path}")
@@ -213,12 +214,13 @@ def run(config: DecontaminateConfig) -> int:
     final.seconds = sum(s.seconds for s in runner.summaries.values())
     final.extra.update(stage_seconds)
     final.extra["cpu_seconds"] = round(runner.cpu_seconds, 3)
+    final.executor = merge_executor(list(runner.summaries.values()))
     report = contamination_report(final, meta, list(meta["sets"]))
     final.extra["decontamination"] = report
     final.extra["index"] = {k: v for k, v in meta.items() if k != "fingerprint"}
     write_run_record([plan.attribute_root], config, final, CONFIG_NAME, SUMMARY_NAME)
     if not config.keep_work_dir:
-        remove_owned_dir(plan.work_dir)
+        remove_owned_dir(plan.work_dir)  # only a directory this tool created (a user's work_dir stays)
     print(final.render("dolma decontaminate"), file=sys.stdout)
     for name, row in report["per_set"].items():
         print(f"  {name}: {row['documents_contaminated']:,} documents contaminated "

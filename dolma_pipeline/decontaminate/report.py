@@ -20,7 +20,7 @@ COLUMNS = (("documents_contaminated", "documents"), ("paragraph_spans", "paragra
 
 def examples(config: Any, limit: int = 8, width: int = 160) -> list[tuple[str, str, str]]:
     """(document id, attribute key, flagged text) of the first `limit` flagged spans, in input order."""
-    plan = make_plan(config)
+    plan = make_plan(config, claim=False)
     keys = [c.attribute_name for c in (config.dedupe.paragraphs, config.dedupe.ngrams) if c is not None]
     out: list[tuple[str, str, str]] = []
     for doc_path, attr_path in zip(plan.files, plan.attribute_files):
@@ -40,7 +40,7 @@ def examples(config: Any, limit: int = 8, width: int = 160) -> list[tuple[str, s
 def section(stage_config: dict[str, Any]) -> str:
     """HTML: per evaluation set counts from the run's summary, how exact they are, and examples."""
     config = from_dict(Config, stage_config)
-    plan = make_plan(config)
+    plan = make_plan(config, claim=False)
     path = os.path.join(plan.attribute_root, SUMMARY_NAME)
     try:
         with open(path) as fh:

@@ -18,8 +18,8 @@ from dolma_pipeline.lineage import trace
 from dolma_pipeline.pipeline import load_pipeline, run_pipeline
 from tests.conftest import REPO
 
-ALL_STAGES = ["tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "tokenize_train", "tokenize_eval", "train",
-              "export", "sample", "report"]
+ALL_STAGES = ["tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
+              "tokenize_train", "tokenize_eval", "train", "export", "sample", "report"]
 TINY_TRAINING = {"model.preset": "tiny", "model.max_sequence_length": 64, "data.sequence_length": 64,
                  "trainer.max_steps": 6, "trainer.eval_interval": 3, "trainer.log_interval": 1,
                  "checkpoint.save_interval": 3, "trainer.global_batch_size": 4, "trainer.micro_batch_size": 4}
@@ -63,7 +63,12 @@ def test_demo_pipeline_end_to_end(tmp_path):
     for name in ("demo", "dedupe_para", "minhash"):
         rows = _jsonl(f"{tmp_path}/corpus/attributes/{name}/**/*.jsonl.gz")
         assert [r["id"] for r in rows] == [d["id"] for d in docs], name
-    mixed = _jsonl(f"{tmp_path}/mixed/train/*.jsonl.gz")
+    before = _jsonl(f"{tmp_path}/mixed/documents/train/*.jsonl.gz")
+    decon = _jsonl(f"{tmp_path}/mixed/attributes/decon/train/*.jsonl.gz")  # the training split, checked
+    assert [r["id"] for r in decon] == [d["id"] for d in before]
+    flagged = {r["id"] for r in decon if r["attributes"]["bff_duplicate_paragraph_spans_decontamination"]}
+    mixed = _jsonl(f"{tmp_path}/decontaminated/train/*.jsonl.gz")
+    assert 0 < len(mixed) <= len(before) - len(flagged) and not flagged & {d["id"] for d in mixed}
     assert 0 < len(mixed) < len(docs)
     assert all(":" in d["metadata"]["provenance"] for d in mixed)
     assert not any("@debian.org" in d["text"] for d in mixed)  # e-mail addresses are masked
@@ -76,11 +81,12 @@ def test_demo_pipeline_end_to_end(tmp_path):
     report = (tmp_path / "report" / "index.html").read_text()
     for image in ("waterfall.png", "drops.png", "languages.png", "scores.png", "pii.png", "loss.png"):
         assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
+    assert "Decontamination (decontaminate)" in report and "heldout" in report
     _screenshot_in_headless_chromium(tmp_path / "report")
 
     chain = {record.stage for record in trace(str(tmp_path / "train"))}
     assert {"train", "tokenize_train", "tokenize_eval", "mix", "tag", "dedupe_paragraphs",
-            "dedupe_minhash"} <= chain
+            "dedupe_minhash", "decontaminate", "remove_contamination"} <= chain
     first = trace(str(tmp_path / "corpus" / "attributes" / "demo"))[0]
     assert first.inputs == [str(tmp_path / "corpus" / "documents")]
 
