@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("dolma_pipeline.report", "an HTML data report with plots"),
     "lineage": ("dolma_pipeline.lineage", "which data trained a model, back to the tagged documents"),
     "warc": ("dolma_pipeline.warc.command", "web archives (WARC, WET) to Dolma documents"),
+    "train-classifier": ("dolma_pipeline.classifier.command", "train a fastText classifier (quality, toxicity)"),
 }
 
 USAGE = "usage: dolma [-c CONFIG.yaml] COMMAND [--key value ...]\n\ncommands:\n" + "\n".join(
