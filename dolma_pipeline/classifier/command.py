@@ -33,6 +33,7 @@ from dolma_pipeline.classifier.text import PREPARATION
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.executor import read_marker, run_shards
+from dolma_pipeline.safety import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def run(config: TrainClassifierConfig) -> int:
     output = os.path.abspath(config.output)
     config.output = output
     shards = plan(config)
+    check_outputs([s.input for s in shards], [], [output], what="classifier output")
     start = time.perf_counter()
     summary = run_shards(write_examples, shards, processes=config.processes, ray_address=config.ray_address,
                          debug=config.debug, ignore_existing=config.ignore_existing, desc="examples",

@@ -8,6 +8,7 @@ from dataclasses import field as _field
 from typing import Literal
 
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.executor import Executor
 from dolma_pipeline.reader import OnError
 
 _LABEL = re.compile(r"^[^\s]+$")
@@ -77,7 +78,7 @@ class TrainClassifierConfig:
     fasttext: FastTextParams = _field(default_factory=FastTextParams)
     shuffle_bucket_bytes: int = 64_000_000  # out-of-core shuffle: the most bytes sorted in memory at once
     processes: int = 1
-    executor: str = "ray"
+    executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     ray_address: str | None = None
     debug: bool = False
     ignore_existing: bool = False
