@@ -120,6 +120,10 @@ def _run_stage(stage: StageConfig, pipeline: PipelineConfig) -> None:
     if stage.command == "train":
         cmd = [sys.executable, "-m", "training.cli", stage.config["config"]]
         for key, value in stage.config.get("overrides", {}).items():
+            if key == "tokenizer.path" and value == "default":  # the OLMo tokenizer from the asset cache
+                from dolma_pipeline.assets import asset_path
+
+                value = asset_path("allenai_gpt-neox-olmo-dolma-v1_5.json")
             text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
             cmd.append(f"--{key}={text}")
     elif stage.command == "export":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import html
 import json
-import math
 import os
 import re
 from collections import Counter, defaultdict
@@ -22,7 +21,11 @@ from typing import Any
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.io import iter_raw_lines
 from dolma_pipeline.lineage import read_lineage
+from dolma_pipeline.report_plots import histogram_png
+from dolma_pipeline.report_rules import STYLE as RULE_STYLE
+from dolma_pipeline.report_rules import rule_sections
 from dolma_pipeline.safety import strip_credentials
+from dolma_pipeline.sketches import LogHistogram
 
 PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 
@@ -66,7 +69,7 @@ def _attribute_rows(directory: str):
 @dataclass
 class Scan:
     documents: int = 0  # rows of one attribute set (every set has one row per document)
-    doc_scores: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    doc_scores: dict[str, LogHistogram] = field(default_factory=lambda: defaultdict(LogHistogram))
     span_counts: Counter = field(default_factory=Counter)
     languages: Counter = field(default_factory=Counter)
     cluster_sizes: Counter = field(default_factory=Counter)
@@ -85,7 +88,7 @@ def scan_attributes(directories: list[str]) -> Scan:
                 scan.span_counts[key] += len(spans)
                 if len(spans) == 1 and spans[0][0] == 0:
                     score = float(spans[0][2])
-                    scan.doc_scores[key].append(score)
+                    scan.doc_scores[key].add(score)
                     match = re.search(r"ft_lang_id_doc_v\d+__(\w+)$", key)
                     if match:
                         lang_scores[match.group(1)] = score
@@ -219,19 +222,17 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
         sections.append(("Languages", f'<img src="{img}">'))
 
     # Per-language scores of ft_lang_id_doc_v1 have their own plot above; show the taggers' other scores.
-    score_keys = [k for k in sorted(scan.doc_scores) if len(set(scan.doc_scores[k])) > 1
+    score_keys = [k for k in sorted(scan.doc_scores) if len(scan.doc_scores[k].buckets) + bool(scan.doc_scores[k].zeros) > 1
                   and not re.search(r"ft_lang_id_doc_v\d+__", k)][:max_score_plots]
     if score_keys:
-        plt = _plt()
-        cols = 4
-        rows_n = math.ceil(len(score_keys) / cols)
-        fig, axes = plt.subplots(rows_n, cols, figsize=(16, 3 * rows_n), squeeze=False)
-        for ax, key in zip(axes.flat, score_keys):
-            ax.hist(scan.doc_scores[key], bins=40, color="#55a868")
-            ax.set_title(key.split("__", 1)[-1], fontsize=8)
-        for ax in list(axes.flat)[len(score_keys):]:
-            ax.axis("off")
-        sections.append(("Tagger score distributions", f'<img src="{_save(fig, out_dir, "scores.png")}">'))
+        cells = []
+        for i, key in enumerate(score_keys):
+            img, note = histogram_png(out_dir, f"score_{i}.png", key, {"documents": scan.doc_scores[key]})
+            cells.append(f'<figure><img src="{img}" alt="{html.escape(key)}"><figcaption>{html.escape(note)}'
+                         f'</figcaption></figure>')
+        sections.append(("Tagger score distributions", f'<div class="grid">{"".join(cells)}</div>'))
+
+    sections += rule_sections(mix_reports, out_dir)
 
     if scan.cluster_sizes:
         sizes = sorted(scan.cluster_sizes)
@@ -287,7 +288,9 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
     body = "\n".join(f"<h2>{html.escape(t)}</h2>\n{c}" for t, c in sections)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>dolma-pipeline report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}img{{max-width:100%}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style>
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+.grid{{display:grid;grid-template-columns:1fr 1fr;gap:8px}}figure{{margin:0}}figcaption{{font-size:11px;color:#555}}
+{RULE_STYLE}</style>
 </head><body><h1>dolma-pipeline data report</h1><p>Work directory: <code>{html.escape(os.path.abspath(workdir))}</code></p>
 {body}</body></html>"""
     path = os.path.join(out_dir, "index.html")

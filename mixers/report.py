@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixers.evidence import merge as merge_evidence
+
 REPORT_FIELDS = ("documents", "bytes", "documents_out", "bytes_out", "compressed_bytes_out", "copies_added")
 
 
@@ -20,6 +22,7 @@ def merge_unit_stats(units: list[dict[str, Any]]) -> dict[str, Any]:
                 total[bucket][label] = total[bucket].get(label, 0) + n
     for bucket in ("dropped", "spans_replaced"):
         total[bucket] = dict(sorted(total[bucket].items(), key=lambda kv: (-kv[1], kv[0])))
+    total["evidence"] = merge_evidence([s["evidence"] for s in units if "evidence" in s])
     return total
 
 
@@ -36,6 +39,7 @@ def stream_report(name: str, files: int, totals: dict[str, Any], shards: list[st
         "dropped": totals["dropped"],
         "spans_replaced": totals["spans_replaced"],
         "worker_seconds": round(totals["seconds"], 3),
+        "evidence": totals.get("evidence", {}),
         "shards": shards,
     }
 

@@ -66,6 +66,7 @@ class Rule:
         self.key = config.attribute
         self.reduce = config.reduce
         self.test = OPS[config.op]
+        self.op_name = config.op
         self.value = config.value
         self.exclude = config.action == "exclude"
         self.default = config.default

@@ -22,7 +22,9 @@ from dolma_pipeline.errors import DataFormatError
 from dolma_pipeline.executor import Shard
 from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from dolma_pipeline.reader import ReadStats, read_documents
+from dolma_pipeline.safety import redact
 from mixers.config import StreamConfig
+from mixers.evidence import StreamEvidence
 from mixers.rules import DocFilter, EvalError, MalformedAttribute, build_checks, sample_copies
 from mixers.shards import PartWriter
 from mixers.spans import SpanReplacement, apply_replacements
@@ -136,6 +138,7 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
     spans_replaced: dict[str, int] = {}
     documents_out = bytes_out = copies_added = 0
     checks, doc_filter, replacements = mixer.checks, mixer.filter, mixer.replacements
+    evidence = StreamEvidence(checks, [k for rep in replacements for k in rep.attribute_keys])
     discard, min_length, rate, seed = mixer.discard, mixer.min_text_length, mixer.sample, mixer.seed
 
     for doc in read_documents(doc_path, "fail", read_stats, max_line_bytes=shard.max_line_bytes):
@@ -144,8 +147,9 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
         text = doc.text
         try:
             reason = None
-            for check in checks:
-                if check.drops(attributes, len(text)):
+            values = evidence.values(attributes, len(text))  # every rule, for the report's per-rule effect
+            for check, (_, fires) in zip(checks, values, strict=True):
+                if fires:
                     reason = check.label
                     break
             if reason is None and doc_filter is not None:
@@ -165,6 +169,7 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
                 reason = f"min_text_length {min_length}"
         except (EvalError, MalformedAttribute) as e:
             raise DataFormatError(doc_path, doc.line, f"document {doc.id!r}: {e}") from None
+        evidence.record(doc, attributes, values, reason)
         if reason is not None:
             dropped[reason] = dropped.get(reason, 0) + 1
             continue
@@ -190,7 +195,7 @@ def _mix(shard: MixShard, mixer: StreamMixer, writer: PartWriter) -> dict[str, A
                                                        f"documents ({read_stats.documents})")
     return {"documents": read_stats.documents, "bytes": read_stats.bytes, "documents_out": documents_out,
             "bytes_out": bytes_out, "copies_added": copies_added, "dropped": dropped,
-            "spans_replaced": spans_replaced}
+            "spans_replaced": spans_replaced, "evidence": evidence.to_json(redact(doc_path))}
 
 
 def _join_attributes(raw: dict, doc, attr_readers, doc_path: str) -> dict:

@@ -189,6 +189,9 @@ class TaskConfig:
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
     limit: int | None = None  # score only the first N questions (shots are still drawn from all)
+    # instead of `path`: a next-sentence task built from these Dolma documents (training.eval.cloze)
+    from_documents: list[str] = field(default_factory=list)
+    num_questions: int = 200
 
 
 @dataclass

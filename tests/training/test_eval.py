@@ -212,3 +212,16 @@ def test_empty_sources_are_errors(tmp_path, eval_files) -> None:
     (tmp_path / "empty_task.jsonl").write_text("\n")
     with pytest.raises(DataFormatError, match="holds no questions"):
         load_questions(str(tmp_path / "empty_task.jsonl"))
+
+
+def test_next_sentence_task_from_documents_is_seeded_and_real(eval_files) -> None:
+    from training.eval.cloze import next_sentence_questions
+
+    docs = [d for d in read_documents([eval_files["docs"]])]
+    a = next_sentence_questions(docs, 10, seed=3)
+    assert a == next_sentence_questions(docs, 10, seed=3) and a != next_sentence_questions(docs, 10, seed=4)
+    for q in a:
+        gold = q.choices[q.gold]
+        doc_text = " ".join(next(d for d in docs if d.id == q.where.split("#")[0]).text.split())
+        assert q.context + " " + gold in doc_text  # the real next sentence of that document
+        assert len(set(q.choices)) == len(q.choices) >= 2

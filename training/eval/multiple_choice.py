@@ -123,8 +123,17 @@ class MultipleChoiceTask:
 
     def __init__(self, cfg: TaskConfig, encoder: TextEncoder, eos_id: int, max_len: int) -> None:
         self.cfg = cfg
-        self.name = cfg.name or Path(cfg.path).stem
-        self.questions = load_questions(cfg.path)
+        if cfg.from_documents:
+            from training.eval.cloze import next_sentence_questions
+            from training.eval.documents import read_documents
+
+            self.name = cfg.name or "next_sentence"
+            self.questions = next_sentence_questions(read_documents(cfg.from_documents), cfg.num_questions, cfg.seed)
+        else:
+            if not cfg.path:
+                raise DataFormatError(f"task {cfg.name!r}: give `path` (a JSONL task) or `from_documents`")
+            self.name = cfg.name or Path(cfg.path).stem
+            self.questions = load_questions(cfg.path)
         scored = range(len(self.questions) if cfg.limit is None else min(cfg.limit, len(self.questions)))
         self.requests: list[ScoreRequest] = []
         self.layout: list[tuple[int, list[int]]] = []  # (question, its request indices)
