@@ -79,8 +79,12 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert (tmp_path / "hf-model" / "config.json").exists()
     assert json.loads((tmp_path / "sample" / "sample.json").read_text())["text"].startswith("The command")
     report = (tmp_path / "report" / "index.html").read_text()
-    for image in ("waterfall.png", "drops.png", "languages.png", "scores.png", "pii.png", "loss.png"):
+    for image in ("waterfall.png", "drops.png", "languages.png", "score_0.png", "pii.png", "loss.png",
+                  "rule_train_0.png"):
         assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
+    # every typed rule of the demo's training stream has its plot and examples
+    assert "What each rule removed: stream train" in report and report.count("Removed by this rule") >= 4
+    assert "log x (heavy-tailed)" in report  # count-like scores (word counts) on a log axis
     assert "Decontamination (decontaminate)" in report and "heldout" in report
     _screenshot_in_headless_chromium(tmp_path / "report")
 
