@@ -37,8 +37,12 @@ def canonical_path(path: str) -> str:
     """One spelling per file: absolute, normalised local paths; remote URLs with `//` folded."""
     path = strip_file_scheme(path)
     if is_remote(path):
+        from dolma_pipeline.safety import split_credentials
+
+        path, credentials = split_credentials(path)  # a secret may hold '//': never folded
         scheme, rest = path.split("://", 1)
-        return f"{scheme}://{re.sub('/+', '/', rest)}"
+        auth = f"{credentials[0]}:{credentials[1]}@" if credentials else ""
+        return f"{scheme}://{auth}{re.sub('/+', '/', rest)}"
     return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
 
 

@@ -58,6 +58,10 @@ def s3_client(monkeypatch):
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     yield boto3.client("s3", endpoint_url=endpoint)
+    import urllib.request
+
+    # moto keeps its buckets in this process across servers: empty them for the next test
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
     server.stop()
 
 

@@ -16,7 +16,7 @@ from dolma_pipeline.safety import redact, split_credentials, strip_credentials
 from tests.conftest import make_docs
 
 KEY_ID = "AKIAEXAMPLEKEYID0001"
-SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLE"  # AWS secrets may hold '/' and '+'
+SECRET = "wJalrXUtnFEMI/K7MDENG//bPxRfiCYzEXAMPLE+"  # AWS secrets may hold "/" (even "//") and "+"
 AUTH = f"{KEY_ID}:{SECRET}@"
 
 
