@@ -1,7 +1,8 @@
 """The rules that keep a config from destroying data or leaking secrets, written once and called by every command.
 
-- `check_name`: a name that becomes one path component (a dedupe name, a mix stream, an experiment, a
-  tokenize group, a pipeline stage) has no path separator, is not `.` or `..`, and is not empty.
+- `check_name`: a name that becomes one path component (a dedupe or decontaminate name, a mix stream,
+  an experiment, a tokenize group, a pipeline stage) has no path separator, is not `.` or `..`, and is
+  not empty.
 - `check_outputs`: an output that resolves to an input file, or to the directory holding an input
   file, is refused before anything is written.
 - `claim_dir` / `remove_owned_dir`: the tool deletes only directories it created; creating one writes
@@ -134,7 +135,11 @@ def remove_owned_dir(path: str) -> bool:
     if os.path.islink(path) or not is_owned(path):
         log.warning("not deleting %s: it was not created by dolma-pipeline (no %s file)", path, SENTINEL)
         return False
-    shutil.rmtree(path)
+    try:
+        shutil.rmtree(path)
+    except OSError as e:  # the run's outputs are complete: a cleanup failure is not a failed run
+        log.warning("could not remove work directory %s: %s", path, e)
+        return False
     return True
 
 
