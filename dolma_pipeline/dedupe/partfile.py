@@ -130,9 +130,7 @@ class PartitionedFile:
         if self._local is not None:
             data = self._local[offset: offset + length].tobytes()
         else:
-            with io.open_raw(self.path) as fh:
-                fh.seek(offset)
-                data = fh.read(length)
+            data = io.read_range(self.path, offset, length)
         if len(data) != length or zlib.crc32(data) != crc:
             raise DataFormatError(self.path, None, f"segment {segment}: checksum mismatch ({count} records): corrupted")
         return np.frombuffer(data, dtype=self.dtype)
