@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,7 +40,7 @@ import orjson
 
 from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
-from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.executor import (
     Executor,
     RunSummary,
@@ -221,6 +222,7 @@ def run(config: Config) -> int:
         return 0
 
     with open_session(config.processes, config.ray_address, config.debug, config.executor):
+        _check_work_dir_shared(config, work_dir)
         encode_summary, inputs = _encode_all(config, files, work_dir, tokenizer, dtype, stage_key)
         parts, part_summary, oversized = _write_parts(config, destination, work_dir, inputs, dtype, max_tokens,
                                                       stage_key)
@@ -234,6 +236,25 @@ def run(config: Config) -> int:
         remove_owned_dir(work_dir)
     print(redact(_render(record, encode_summary)))
     return 0
+
+
+def _check_work_dir_shared(config: Config, work_dir: str) -> None:
+    """Refuse the default work dir of an object-store destination on a multi-node Ray cluster.
+
+    Workers write the intermediate files there and other nodes' workers (and this driver) memory-map
+    them, but that default is a directory of this machine's cache: on other nodes the files would
+    land on their own disks, out of reach.
+    """
+    if config.work_dir or not io.is_remote(config.destination or ""):
+        return
+    ray = sys.modules.get("ray")  # imported by open_session only when the shards run on Ray
+    if ray is None or not ray.is_initialized():
+        return
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1:
+        raise ConfigError(f"tokenize on a Ray cluster of {nodes} nodes with an object-store destination needs "
+                          f"--work_dir on a filesystem every node mounts (the default, {work_dir}, is on this "
+                          "machine only)")
 
 
 def _file_identity(path: str) -> tuple:
@@ -273,6 +294,11 @@ def _encode_all(config: Config, files: list[str], work_dir: str, tokenizer: Reso
                          debug=config.debug, ignore_existing=config.ignore_existing, desc="tokenize",
                          executor=config.executor)
     inputs = []
+    unseen = [shard.input for shard in shards if read_marker(shard) is None]
+    if len(unseen) > summary.files_skipped:  # finished by a worker, yet not visible here: never drop them
+        raise DolmaError(f"{len(unseen) - summary.files_skipped} encoded input(s) (e.g. {redact(unseen[0])}) "
+                         f"have no completion marker in {work_dir} as this process sees it: the work directory "
+                         "must be on a filesystem that every worker node and this driver see (--work_dir)")
     for shard in shards:
         if read_marker(shard) is None:  # skipped under the error policy
             continue
