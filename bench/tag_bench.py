@@ -102,8 +102,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz document files")
     p.add_argument("--files", type=int, default=2, help="use the first N files (0: all)")
     p.add_argument("--processes", type=int, default=2)
-    p.add_argument("--executor", choices=["ray", "local"], default="ray",
-                   help="our executor (ray: embedded cluster, start-up included; local: forked processes)")
+    p.add_argument("--executor", choices=["auto", "ray", "local", "serial"], default="auto",
+                   help="our executor (auto, the default command: forked processes on one machine; ray: an "
+                        "embedded cluster, start-up included)")
     p.add_argument("--ours", default=DEFAULT_OURS)
     p.add_argument("--peer", default=DEFAULT_PEER)
     p.add_argument("--experiment", default="bench")

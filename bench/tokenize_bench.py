@@ -1,6 +1,6 @@
 """Benchmark `dolma tokenize` against dolma 1.2.1's `dolma tokens` and raw `Tokenizer.encode_batch`.
 
-    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--executor ray local]
+    python bench/tokenize_bench.py [--documents DIR] [--files 4] [--processes 2 [1 ...]] [--executor auto [ray ...]]
         [--encoder cached|tokenizers] [--dolma PATH] [--json OUT]
 
 All figures are for the same input files on the same machine in the same run:
@@ -137,7 +137,8 @@ def run_ours(files: list[str], tokenizer: str, processes: int, out: str, executo
         summary = json.load(fh)
     # Ray workers are not our children: their CPU is what each task measured (stats in the summary).
     # Run in the driver (--processes 1) or on its forked pool, the driver's reaped CPU already counts them.
-    cpu = driver_cpu if summary.get("executor") in ("serial", "local") else driver_cpu + sum(summary["worker_cpu_seconds"].values())
+    kind = summary["executor"]["kind"] if isinstance(summary.get("executor"), dict) else summary.get("executor")
+    cpu = driver_cpu if kind in ("serial", "local") else driver_cpu + sum(summary["worker_cpu_seconds"].values())
     return {"tokens": summary["tokens"], "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
             "driver_cpu_seconds": round(driver_cpu, 2)}
 
@@ -173,8 +174,9 @@ def main() -> None:
     parser.add_argument("--documents", default=DEFAULT_DOCUMENTS, help="directory of *.jsonl.gz documents")
     parser.add_argument("--files", type=int, default=4, help="how many of its files to use (sorted)")
     parser.add_argument("--processes", type=int, nargs="+", default=[2], help="one or more process counts")
-    parser.add_argument("--executor", nargs="+", default=["ray", "local"], choices=["ray", "local"],
-                        help="our executor(s) at each process count (ray: embedded cluster, start-up included)")
+    parser.add_argument("--executor", nargs="+", default=["auto"], choices=["auto", "ray", "local", "serial"],
+                        help="our executor(s) at each process count (auto: the default command; ray: an embedded "
+                             "cluster, start-up included)")
     parser.add_argument("--encoder", default="cached", choices=["cached", "tokenizers"],
                         help="our encoder: the exact chunk cache (default) or tokenizers' encode_batch_fast")
     parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")

@@ -206,10 +206,10 @@ def choose_executor(processes: int, ray_address: str | None = None, debug: bool 
                     executor: str = "auto") -> Placement:
     """The one rule every command that runs shards follows (`executor`: auto, ray, local or serial).
 
-    auto: a Ray session already open in this process (`dolma pipeline run` on Ray) is used; else a cluster
-    address (`ray_address`, or $RAY_ADDRESS) means that Ray cluster; else `processes` 1 runs here and
-    more run on a pool of forked processes. `ray` starts an embedded cluster (or joins the address);
-    `local` and `serial` force the others. `debug` forces serial whatever else is set.
+    auto: a cluster address (`ray_address`, or $RAY_ADDRESS) means that Ray cluster; else a Ray session
+    already open in this process (`dolma pipeline run` on Ray) is used; else `processes` 1 runs here and
+    more run on a pool of forked processes. `ray` joins the address or starts an embedded cluster (or
+    uses the open session); `local` and `serial` force the others. `debug` forces serial whatever else.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
@@ -226,18 +226,17 @@ def choose_executor(processes: int, ray_address: str | None = None, debug: bool 
         return Placement("serial", f"executor serial: every shard in this process{ignored}")
     if executor == "local":
         return Placement("local", f"executor local: {processes} forked process(es) on this machine{ignored}")
+    if address:
+        reason = f"executor ray: the Ray cluster at {source}" if executor == "ray" else \
+            f"auto: a cluster address was given ({source})"
+        return Placement("ray", reason, address)
     from dolma_pipeline import executor_ray
 
     session = executor_ray.active_session()
-    if session is not None:
-        return Placement("ray", f"executor {executor}: the Ray session already open in this process ({session})",
-                         address)
+    if session is not None:  # e.g. opened once by `dolma pipeline run` for all its stages
+        return Placement("ray", f"executor {executor}: the Ray session already open in this process ({session})")
     if executor == "ray":
-        if address:
-            return Placement("ray", f"executor ray: the Ray cluster at {source}", address)
         return Placement("ray", f"executor ray: an embedded Ray cluster of {processes} CPU(s) on this machine")
-    if address:
-        return Placement("ray", f"auto: a cluster address was given ({source})", address)
     if processes <= 1:
         return Placement("serial", "auto: --processes 1 and no cluster address: every shard in this process")
     return Placement("local", f"auto: {processes} processes on one machine and no cluster address: "
