@@ -20,6 +20,7 @@ setup: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m dolma_pipeline.demo_data --output $(DEMO_DIR)/corpus --skip-existing
+	$(BIN)/python -m dolma_pipeline.warc.sample --output $(DEMO_DIR)/web --limit 40 --bad --corrupt --skip-existing
 	$(BIN)/dolma pipeline run configs/pipeline/demo.yaml --workdir $(DEMO_DIR)
 
 test: $(BIN)/.installed

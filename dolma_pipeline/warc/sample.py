@@ -37,7 +37,8 @@ class Response:
     url: str
     body: bytes
     status: str = "200 OK"
-    headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/html; charset=utf-8"),)
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/html; charset=utf-8"),
+                                            ("Date", "Tue, 01 Oct 2024 10:00:00 GMT"), ("Server", "nginx"))
     raw_head: bytes | None = None  # a literal (possibly broken) HTTP head instead of status + headers
 
     def block(self) -> bytes:

@@ -16,9 +16,10 @@ import yaml
 from dolma_pipeline.demo_data import build
 from dolma_pipeline.lineage import trace
 from dolma_pipeline.pipeline import load_pipeline, run_pipeline
+from dolma_pipeline.warc.sample import bad_records, pydoc_pages, write_warc
 from tests.conftest import REPO
 
-ALL_STAGES = ["tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
+ALL_STAGES = ["web", "tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
               "tokenize_train", "tokenize_eval", "train", "export", "sample", "report"]
 TINY_TRAINING = {"model.preset": "tiny", "model.max_sequence_length": 64, "data.sequence_length": 64,
                  "trainer.max_steps": 6, "trainer.eval_interval": 3, "trainer.log_interval": 1,
@@ -56,10 +57,13 @@ def _jsonl(pattern: str) -> list[dict]:
 def test_demo_pipeline_end_to_end(tmp_path):
     counts = build(str(tmp_path / "corpus"), python_limit=60, man_limit_per_language=6, copyright_limit=60)
     assert sum(counts.values()) > 150
+    web = pydoc_pages(("json", "csv", "textwrap", "heapq")) + bad_records()
+    write_warc(str(tmp_path / "web" / "web-00000.warc.gz"), web, corrupt_after=2)
     config_file = _pipeline_file(tmp_path)
     assert run_pipeline(load_pipeline(config_file)) == ALL_STAGES
 
     docs = _jsonl(f"{tmp_path}/corpus/documents/**/*.jsonl.gz")
+    assert len([d for d in docs if d["source"] == "web"]) == 5  # four pydoc pages and the Latin-1 one
     for name in ("demo", "dedupe_para", "minhash"):
         rows = _jsonl(f"{tmp_path}/corpus/attributes/{name}/**/*.jsonl.gz")
         assert [r["id"] for r in rows] == [d["id"] for d in docs], name
@@ -96,7 +100,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
 
     assert run_pipeline(load_pipeline(config_file)) == []
     changed = _pipeline_file(tmp_path, min_text_length=400)
-    assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[3:]
+    assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[4:]
 
 
 def _screenshot_in_headless_chromium(report_dir) -> None:
