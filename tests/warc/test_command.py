@@ -292,3 +292,35 @@ def test_destination_among_the_inputs_is_refused(tmp_path, warc_file, capsys):
     assert warc(tmp_path, destination=str(tmp_path / "warc")) == 1
     assert "directory holding the input" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path / "warc")) == ["pages.warc.gz"]
+
+
+BAD_KINDS = {  # kind → (the bad record's URL in bad_records(), counter, is bad data rather than a filter)
+    "broken_http_header": ("broken-header", "broken_http_header", True),
+    "undecodable": ("undecodable", "undecodable", True),
+    "not_html": ("paper.pdf", "not_html", False),
+    "empty_page": ("empty.html", "empty_page", False),
+    "not_200": ("missing.html", "http_status_not_200", False),
+}
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip_record", "skip_file"])
+@pytest.mark.parametrize("kind", [*BAD_KINDS, "corrupt_gzip"])
+def test_each_bad_input_under_each_policy(tmp_path, pages, kind, policy, capsys):
+    if kind == "corrupt_gzip":
+        write_warc(str(tmp_path / "warc" / "one.warc.gz"), pages[:4], corrupt_after=2)
+        bad_data, counter = True, "corrupt_gzip"
+    else:
+        url_part, counter, bad_data = BAD_KINDS[kind]
+        bad = [r for r in bad_records() if url_part in r.url]
+        write_warc(str(tmp_path / "warc" / "one.warc.gz"), pages[:2] + bad + pages[2:4])
+    code = warc(tmp_path, "--on_error", policy)
+    out = tmp_path / "out" / "documents" / "web" / "one.jsonl.gz"
+    if not bad_data:  # filtered: counted under every policy, never an error
+        assert code == 0 and len(read_docs(out)) == 4 and summary(tmp_path)["extra"]["records"][counter] == 1
+    elif policy == "fail":
+        err = capsys.readouterr().err
+        assert code == 1 and re.search(r"one\.warc\.gz: byte \d+: ", err) and not out.exists()
+    elif policy == "skip_record":
+        assert code == 0 and len(read_docs(out)) == 4 and summary(tmp_path)["extra"]["records"][counter] == 1
+    else:
+        assert code == 0 and not out.exists() and summary(tmp_path)["files_skipped"] == 1

@@ -111,3 +111,15 @@ def test_empty_and_non_warc_files(tmp_path):
     text.write_bytes(gzip.compress(b"just some text, not a WARC record\n" * 10, mtime=0))
     items = _records(str(text))
     assert len(items) == 1 and isinstance(items[0], Problem) and items[0].offset == 0
+
+
+def test_garbage_in_a_plain_warc_is_reported_after_the_last_good_record(tmp_path, pages):
+    path = str(tmp_path / "plain.warc")
+    write_warc(path, pages[:3], gzip_records=False)
+    offsets = [i.offset for i in _records(path)]
+    data = open(path, "rb").read()
+    bad = tmp_path / "bad.warc"
+    bad.write_bytes(data[: offsets[3]] + b"GARBAGE LINE\r\nmore junk\r\n\r\n" + data[offsets[3] :])
+    items = _records(str(bad))
+    assert [i.offset for i in items[:-1]] == offsets[:3] and all(isinstance(i, Record) for i in items[:-1])
+    assert isinstance(items[-1], Problem) and items[-1].reason == "bad_warc_record" and items[-1].offset == offsets[2]
