@@ -198,3 +198,43 @@ def test_every_reading_command_takes_max_line_bytes(tmp_path, capsys, command):
     assert code == 1
     assert "x.jsonl:2: line longer than max_line_bytes=1000 (it starts at byte 29 " in output
     assert main([*COMMANDS[command](tmp_path), "--max_line_bytes", "100000"]) == 0
+
+
+COUNTING = '''
+import os
+from dolma_pipeline.documents import Span
+from dolma_pipeline.tagger import TAGGERS, Tagger
+
+@TAGGERS.register("count_attempts_v1")
+class CountAttempts(Tagger):
+    """Appends a line to $ATTEMPTS each time it tags document g1 (once per attempt at the file)."""
+    def predict(self, doc):
+        if doc.id == "g1":
+            with open(os.environ["ATTEMPTS"], "a") as fh:
+                fh.write("attempt\\n")
+        return [Span(0, len(doc.text), "length", 1.0)]
+'''
+
+
+@pytest.mark.ray
+def test_a_bomb_on_ray_is_a_data_error_not_retried(tmp_path):
+    """Under Ray a crash (an OOM kill) is retried three times; a bomb is a data error, reported once."""
+    import os
+    import subprocess
+
+    from tests.conftest import DOLMA, REPO
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "bomb.jsonl.gz").write_bytes(_gzip_member(GOOD) + _gzip_member(b"a" * (8 << 20)) * 64)  # 512 MB
+    write_jsonl(str(docs / "good.jsonl"), make_docs("ok", 5))
+    plugin = tmp_path / "counting.py"
+    plugin.write_text(COUNTING)
+    attempts = tmp_path / "attempts"
+    proc = subprocess.run([*DOLMA, "tag", "--documents", f"{docs}/*", "--experiment", "e", "--taggers",
+                           "count_attempts_v1", "--tagger_modules", str(plugin), "--processes", "2", "--executor",
+                           "ray", "--batch_size", "1", "--max_line_bytes", str(1 << 20)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "ATTEMPTS": str(attempts)})
+    assert proc.returncode == 1
+    assert "bomb.jsonl.gz:2: line longer than max_line_bytes=1048576" in proc.stderr
+    assert attempts.read_text().count("attempt") == 1
