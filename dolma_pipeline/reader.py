@@ -42,7 +42,8 @@ def read_documents(path: str, on_error: OnError = "fail", stats: ReadStats | Non
     for lineno, raw in _raw_records(path, parquet_columns, max_line_bytes):
         lines = lineno
         try:
-            doc = raw if type(raw) is Document else _parse(raw, path, lineno)
+            doc = _document_from_row(raw, path, lineno, max_line_bytes) if type(raw) is dict \
+                else _parse(raw, path, lineno)
         except DataFormatError as e:
             if on_error != "skip_line":
                 raise
@@ -57,10 +58,9 @@ def read_documents(path: str, on_error: OnError = "fail", stats: ReadStats | Non
 
 
 def _raw_records(path: str, parquet_columns: dict[str, str] | None,
-                 max_line_bytes: int) -> Iterator[tuple[int, bytes | Document | LineTooLong]]:
+                 max_line_bytes: int) -> Iterator[tuple[int, bytes | dict | LineTooLong]]:
     if is_parquet(path):
-        for row_number, row in enumerate(iter_parquet_rows(path, parquet_columns), 1):
-            yield row_number, _document_from_row(row, path, row_number)
+        yield from enumerate(iter_parquet_rows(path, parquet_columns), 1)
         return
     previous_blank = None
     for lineno, line in enumerate(iter_lines(path, max_line_bytes), 1):
@@ -81,7 +81,8 @@ def _parse(line: bytes | LineTooLong, path: str, lineno: int) -> Document:
     return parse_document(line, path, lineno)
 
 
-def _document_from_row(row: dict, path: str, row_number: int) -> Document:
+def _document_from_row(row: dict, path: str, row_number: int, max_line_bytes: int) -> Document:
+    """A Parquet row as a Document, under the same rules as a JSON line (its text bounded by max_line_bytes)."""
     if not isinstance(row.get("id"), str):
         if isinstance(row.get("id"), int):
             row["id"] = str(row["id"])
@@ -89,4 +90,7 @@ def _document_from_row(row: dict, path: str, row_number: int) -> Document:
             raise DataFormatError(path, row_number, f"`id` must be a string (got {row.get('id')!r})")
     if not isinstance(row.get("text"), str):
         raise DataFormatError(path, row_number, f"`text` is missing or null (document id {row['id']!r})")
+    text = row["text"]
+    if len(text) > max_line_bytes // 4 and len(text.encode("utf-8", "surrogatepass")) > max_line_bytes:
+        raise DataFormatError(path, row_number, f"`text` longer than max_line_bytes={max_line_bytes} (UTF-8 bytes)")
     return Document(row, path, row_number)

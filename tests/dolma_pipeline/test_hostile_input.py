@@ -238,3 +238,21 @@ def test_a_bomb_on_ray_is_a_data_error_not_retried(tmp_path):
     assert proc.returncode == 1
     assert "bomb.jsonl.gz:2: line longer than max_line_bytes=1048576" in proc.stderr
     assert attempts.read_text().count("attempt") == 1
+
+
+def test_parquet_rows_follow_the_same_rules(tmp_path):
+    """A bad or overlong Parquet row is skipped and counted under skip_line, not the whole file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dolma_pipeline.reader import ReadStats, read_documents
+
+    path = str(tmp_path / "docs.parquet")
+    pq.write_table(pa.table({"id": ["a", "b", "c", "d"], "text": ["fine", None, "x" * 5000, "also fine"]}), path)
+    stats = ReadStats()
+    docs = list(read_documents(path, "skip_line", stats, max_line_bytes=1000))
+    assert [d.id for d in docs] == ["a", "d"]
+    assert stats.lines_skipped == 2
+    assert "docs.parquet:3: `text` longer than max_line_bytes=1000" in stats.errors[1]
+    with pytest.raises(DataFormatError, match="docs.parquet:2: `text` is missing"):
+        list(read_documents(path, "fail", max_line_bytes=1000))
