@@ -9,9 +9,9 @@ remaining bytes are read and dropped, never held.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from zlib_ng import zlib_ng as zlib
 
@@ -41,56 +41,46 @@ class LineTooLong(NamedTuple):
                 "decompressed stream); raise --max_line_bytes or skip such lines with --on_error skip_line")
 
 
-def _gzip_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
-    dec = zlib.decompressobj(wbits=47)
-    in_member = False
-    for data in iter(lambda: raw.read(CHUNK), b""):
-        while True:
-            in_member = in_member or bool(data)
-            try:
-                out = dec.decompress(data, CHUNK)
-            except zlib.error as e:
-                raise DataFormatError(path, None, f"corrupt gzip data ({e})") from None
-            if out:
-                yield out
-            if dec.eof:  # a multi-member gzip: start the next member on what is left
-                data = dec.unused_data
-                dec = zlib.decompressobj(wbits=47)
-                in_member = False
-                if not data:
-                    break
-                continue
-            data = dec.unconsumed_tail
-            if not data and len(out) < CHUNK:  # input used up and no output held back
-                break
-    if in_member:
-        raise DataFormatError(path, None, "truncated gzip file (compressed data ended before the end-of-stream marker)")
+def _bounded_chunks(raw: IO[bytes], path: str, new: Callable[[], Any], error: type[Exception], what: str,
+                    rest: Callable[[Any, bytes], bytes | None]) -> Iterator[bytes]:
+    """Decompress frame after frame (gzip members, zstd frames), handing out at most CHUNK bytes per call.
 
-
-def _zstd_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
-    dec = zstd.ZstdDecompressor()
+    `rest(dec, out)` is the input for the next call on the same frame, or None when it needs new input.
+    """
+    dec = new()
     in_frame = False
     for data in iter(lambda: raw.read(CHUNK), b""):
         while True:
             in_frame = in_frame or bool(data)
             try:
                 out = dec.decompress(data, CHUNK)
-            except zstd.ZstdError as e:
-                raise DataFormatError(path, None, f"corrupt zstd data ({e})") from None
+            except error as e:
+                raise DataFormatError(path, None, f"corrupt {what} data ({e})") from None
             if out:
                 yield out
-            if dec.eof:  # several frames: start the next one on what is left
+            if dec.eof:  # the next member or frame starts on what is left
                 data = dec.unused_data
-                dec = zstd.ZstdDecompressor()
+                dec = new()
                 in_frame = False
                 if not data:
                     break
                 continue
-            if dec.needs_input:
+            data = rest(dec, out)
+            if data is None:
                 break
-            data = b""  # output held back: ask for it without new input
     if in_frame:
-        raise DataFormatError(path, None, "truncated zstd file (the last frame is incomplete)")
+        raise DataFormatError(path, None, f"truncated {what} file (the compressed data ended inside a "
+                                          f"{'member' if what == 'gzip' else 'frame'})")
+
+
+def _gzip_rest(dec: Any, out: bytes) -> bytes | None:
+    # Input zlib has not used yet, or b"" while output may be held back (the last call filled CHUNK).
+    tail = dec.unconsumed_tail
+    return tail if tail or len(out) == CHUNK else None
+
+
+def _zstd_rest(dec: Any, out: bytes) -> bytes | None:
+    return None if dec.needs_input else b""  # b"": ask for held-back output without new input
 
 
 def decompressed_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
@@ -99,9 +89,9 @@ def decompressed_chunks(raw: IO[bytes], path: str) -> Iterator[bytes]:
     A truncated or corrupt archive is a file-level DataFormatError, never a short read.
     """
     if path.endswith(".gz"):
-        return _gzip_chunks(raw, path)
+        return _bounded_chunks(raw, path, lambda: zlib.decompressobj(wbits=47), zlib.error, "gzip", _gzip_rest)
     if path.endswith((".zst", ".zstd")):
-        return _zstd_chunks(raw, path)
+        return _bounded_chunks(raw, path, zstd.ZstdDecompressor, zstd.ZstdError, "zstd", _zstd_rest)
     return iter(lambda: raw.read(CHUNK), b"")
 
 

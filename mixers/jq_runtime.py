@@ -12,7 +12,7 @@ from typing import Any
 import regex
 
 from dolma_pipeline.errors import ConfigError
-from mixers.values import EvalError, compare, equal, is_number, jq_truthy, type_name
+from mixers.values import EvalError, compare, descendants, equal, is_number, jq_truthy, type_name
 
 Fn = Callable[[Any], list]
 
@@ -215,18 +215,7 @@ def _unique(items: list) -> list:
     return out
 
 
-def recurse(v: Any) -> list:
-    """`..`: the value and everything inside it, depth first in document order (an explicit stack)."""
-    out = []
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        out.append(x)
-        if type(x) is list:
-            stack.extend(reversed(x))
-        elif type(x) is dict:
-            stack.extend(reversed(list(x.values())))
-    return out
+recurse = descendants  # `..`
 
 
 # Builtins with one argument (a sub-expression): (value, compiled argument) -> list of outputs.

@@ -22,7 +22,7 @@ from typing import Any
 
 from dolma_pipeline.errors import ConfigError
 from mixers.parsing import TokenParser
-from mixers.values import compare, equal, guard, is_number
+from mixers.values import compare, descendants, equal, guard, is_number
 
 Selector = Callable[[Any, Any], list]  # (current node, root) -> selected nodes
 
@@ -63,18 +63,6 @@ def _children(node: Any) -> list:
     return []
 
 
-def _descendants(node: Any) -> list:
-    """The node and every node inside it, depth first in document order (an explicit stack, no recursion)."""
-    out = []
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if type(node) is dict:
-            stack.extend(reversed(list(node.values())))
-        elif type(node) is list:
-            stack.extend(reversed(node))
-    return out
 
 
 class _Parser(TokenParser):
@@ -106,7 +94,7 @@ class _Parser(TokenParser):
                 if self.at("op", "["):
                     if not deep:
                         self.fail("unexpected '.['")
-                    steps.append(lambda nodes, root: [d for n in nodes for d in _descendants(n)])
+                    steps.append(lambda nodes, root: [d for n in nodes for d in descendants(n)])
                     chain = plain = None
                     continue
                 name = self.take()
@@ -251,7 +239,7 @@ def _key(key: str):
 
 
 def _deep_key(key: str):
-    return lambda nodes, root: [d[key] for n in nodes for d in _descendants(n) if type(d) is dict and key in d]
+    return lambda nodes, root: [d[key] for n in nodes for d in descendants(n) if type(d) is dict and key in d]
 
 
 def _all_children(nodes, root):
@@ -259,7 +247,7 @@ def _all_children(nodes, root):
 
 
 def _deep_all(nodes, root):
-    return [d for n in nodes for c in _children(n) for d in _descendants(c)]
+    return [d for n in nodes for c in _children(n) for d in descendants(c)]
 
 
 def _pick(items: list):

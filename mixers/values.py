@@ -33,6 +33,23 @@ def guard(fn):
     return guarded
 
 
+def descendants(value: Any) -> list:
+    """The value and every value inside it, depth first in document order (jq `..`, JSONPath `$..`).
+
+    An explicit stack: a document nested thousands deep does not reach Python's recursion limit.
+    """
+    out = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if type(node) is list:
+            stack.extend(reversed(node))
+        elif type(node) is dict:
+            stack.extend(reversed(list(node.values())))
+    return out
+
+
 def is_number(value: Any) -> bool:
     kind = type(value)
     return kind is int or kind is float
