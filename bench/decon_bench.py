@@ -244,14 +244,19 @@ def _edit(paragraph: str, kind: str) -> str:
 
 
 def bench_quality(args, work: str) -> dict:
-    from dolma_pipeline.decontaminate.normalize import uniseg_word_count
+    from dolma_pipeline.decontaminate.normalize import has_min_words
 
     rng = random.Random(5)
     source = read_jsonl(os.path.join(args.quality_documents, "*.jsonl*"))
-    paragraphs = sorted({p.strip() for d in source for p in d["text"].split("\n")
-                         if len(p.split()) >= 13 and uniseg_word_count(p) >= 13})
-    rng.shuffle(paragraphs)
-    evaluation = paragraphs[: args.quality_eval]
+    rng.shuffle(source)
+    chosen: dict[str, None] = {}
+    for doc in source:  # paragraphs of >= 13 words (Dolma's count) with a letter or digit, in a seeded random order
+        for p in doc["text"].split("\n"):
+            if len(p.split()) >= 8 and has_min_words(p, 13) and any(map(str.isalnum, p)):
+                chosen[p.strip()] = None
+        if len(chosen) >= args.quality_eval:
+            break
+    evaluation = list(chosen)[: args.quality_eval]
     root = os.path.join(work, "quality")
     write_jsonl(os.path.join(root, "eval", "documents", "eval.jsonl.gz"),
                 [{"id": f"q{i}", "text": p} for i, p in enumerate(evaluation)])
@@ -274,7 +279,14 @@ def bench_quality(args, work: str) -> dict:
     found = {kind: 0 for kind in kinds}
     total = {kind: 0 for kind in kinds}
     other_hits, other_false = 0, 0
-    eval_set = {" ".join(p.casefold().split()) for p in evaluation}
+    import re
+
+    ends = re.compile(r"^(?:\W|_)+|(?:\W|_)+$")
+
+    def bare(text: str) -> str:  # the documented normalisation, written independently
+        return ends.sub("", " ".join(unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold()).split()))
+
+    eval_set = {bare(p) for p in evaluation}
     for path in sorted(glob.glob(os.path.join(train, "*.jsonl.gz"))):
         docs = read_jsonl(path)
         rows = read_jsonl(os.path.join(root, "out", os.path.basename(path)))
@@ -287,8 +299,7 @@ def bench_quality(args, work: str) -> dict:
                 if any(span == text for _, text in planted.get(doc["id"], [])):
                     continue
                 other_hits += 1  # a natural occurrence: check it independently of our normaliser
-                bare = " ".join(unicodedata.normalize("NFC", span).casefold().split())
-                other_false += not any(bare.strip(" .,;:!?\"'()[]-—–") == e.strip(" .,;:!?\"'()[]-—–") for e in eval_set)
+                other_false += bare(span) not in eval_set
     recall = sum(found.values()) / max(1, sum(total.values()))
     out = {"eval_paragraphs": len(evaluation), "planted": total, "found": found, "recall": recall,
            "other_hits": other_hits, "other_hits_not_confirmed": other_false}

@@ -4,7 +4,8 @@ Paragraph normalisation (each step can be turned off in `dedupe.normalize`), app
 document, never changing the number of lines:
 
 1. `nfc`: Unicode canonical composition (NFC), so NFD and NFC spellings of a text are equal;
-2. `case`: full Unicode case folding (`str.casefold`: "Straße" and "STRASSE" are equal), then NFC again;
+2. `case`: full Unicode case folding (`str.casefold`: "Straße" and "STRASSE" are equal), Turkish "ı" and
+   "İ" folded to "i" (upper-casing Turkish loses the difference), then NFC again;
 3. `whitespace`: whitespace at the ends is dropped and every run of whitespace inside is one space
    (whitespace as `str.split` knows it);
 4. `punctuation`: at either end of a paragraph, every character that is not a letter or digit
@@ -46,7 +47,7 @@ def normalize_lines(text: str, rules: NormalizeConfig) -> list[str]:
         if ascii_text:
             text = text.lower()
         else:
-            text = text.casefold()
+            text = _fold(text)
             if rules.nfc and not unicodedata.is_normalized("NFC", text):  # folding may decompose
                 text = unicodedata.normalize("NFC", text)
     if ascii_text:
@@ -73,6 +74,17 @@ def _ascii_lines(text: str, rules: NormalizeConfig) -> list[str]:
     if rules.whitespace:
         return [line.strip(" ") for line in lines]
     return lines
+
+
+def _fold(text: str) -> str:
+    """Full case folding, then Turkish dotless "ı" and dotted "İ" (folded to "i" + U+0307) as plain "i":
+    upper-casing Turkish text maps "ı" to "I", so without this an upper-cased paragraph would not match."""
+    text = text.casefold()
+    if "ı" in text:
+        text = text.replace("ı", "i")
+    if "i\u0307" in text:
+        text = text.replace("i\u0307", "i")
+    return text
 
 
 def _strip_non_alnum(line: str) -> str:
@@ -140,7 +152,7 @@ def _normalize_word(word: str, rules: NormalizeConfig) -> str:
     if rules.nfc:
         word = unicodedata.normalize("NFC", word)
     if rules.case:
-        word = word.casefold()
+        word = _fold(word)
         if rules.nfc:
             word = unicodedata.normalize("NFC", word)
     return word

@@ -54,6 +54,9 @@ def test_each_step_can_be_turned_off():
 
 def test_case_folding_is_full_folding():
     assert normalize_paragraph("STRASSE im Winter", ON) == normalize_paragraph("Straße im Winter", ON)
+    turkish = "İmli biçim için pozitif bir sayıdan önce bir boşluk bırakılması gerekir."
+    assert normalize_paragraph(turkish.upper(), ON) == normalize_paragraph(turkish, ON)
+    assert words(turkish.upper(), ON) == words(turkish, ON)
 
 
 def test_lines_are_normalised_one_by_one_and_none_is_lost():
