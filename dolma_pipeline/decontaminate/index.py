@@ -10,7 +10,9 @@ Stage 2 (`build_index`, once) merges them:
 - n-grams: the evaluation vocabulary (a training word outside it cannot be part of a match), every
   distinct n-gram as a row of word ids, sorted by a 64-bit key of the row; a hit is verified by comparing
   the rows, so it is exact too;
-- with `bloom_filter`, one Bloom filter per evaluation set in place of the sorted arrays (no texts kept).
+- with `bloom_filter`, one Bloom filter per evaluation set in place of the sorted arrays (no texts kept);
+  paragraph filters are filled one evaluation file at a time, so the evaluation set never has to fit in
+  memory (n-gram mode still gathers the distinct n-grams first).
 """
 
 from __future__ import annotations
@@ -132,34 +134,57 @@ def build_index(eval_outputs: list[str], set_names: list[str], section: Decontam
                 bloom: BloomFilterConfig | None, index_dir: str, fingerprint: str) -> dict[str, Any]:
     """Merge the evaluation files' outputs into the index files under `index_dir`; returns its metadata."""
     meta: dict[str, Any] = {"fingerprint": fingerprint, "sets": set_names, "kind": "bloom" if bloom else "exact"}
-    if section.paragraphs is not None:
+    if section.paragraphs is not None and bloom is not None:
+        meta["paragraphs"] = _stream_paragraph_blooms(eval_outputs, set_names, bloom, index_dir)
+    elif section.paragraphs is not None:
         masks: dict[str, int] = {}
         for blob in _eval_blobs(eval_outputs):
             bit = 1 << blob["set_index"]
             for text in blob["paragraphs"]:
                 masks[text] = masks.get(text, 0) | bit
-        meta["paragraphs"] = _build_paragraphs(masks, set_names, bloom, index_dir)
+        meta["paragraphs"] = _build_paragraphs(masks, set_names, index_dir)
     if section.ngrams is not None:
         meta["ngrams"] = _build_ngrams(eval_outputs, set_names, section.ngrams.n, bloom, index_dir)
     io.write_text(io.join(index_dir, META), orjson.dumps(meta, option=orjson.OPT_INDENT_2).decode())
     return meta
 
 
+def _stream_paragraph_blooms(eval_outputs: list[str], set_names: list[str], config: BloomFilterConfig,
+                             index_dir: str) -> dict[str, Any]:
+    """Bloom filters filled one evaluation file at a time: memory is the filters and one file's paragraphs,
+    never the whole evaluation set. Sized by the paragraphs each file kept (a paragraph in two files of a
+    set counts twice: the filter is a little larger than needed, never smaller)."""
+    counts = [0] * len(set_names)
+    shortest, longest = None, 0
+    for blob in _eval_blobs(eval_outputs):
+        counts[blob["set_index"]] += len(blob["paragraphs"])
+        for length in map(len, blob["paragraphs"]):
+            shortest = length if shortest is None else min(shortest, length)
+            longest = max(longest, length)
+    blooms = [BloomFilter.sized(max(n, config.estimated_doc_count), config.desired_false_positive_rate,
+                                config.size_in_bytes) for n in counts]
+    for blob in _eval_blobs(eval_outputs):
+        blooms[blob["set_index"]].add(*paragraph_digests(blob["paragraphs"]))
+    info: dict[str, Any] = {"count": sum(counts), "per_set": dict(zip(set_names, counts)),
+                            "min_chars": shortest or 1, "max_chars": longest, "bloom": {}}
+    for name, bloom, n in zip(set_names, blooms, counts):
+        bloom.save(io.join(index_dir, f"paragraphs.bloom.{name}.bin"))
+        info["bloom"][name] = {"bits": bloom.m, "hashes": bloom.k, "keys": n, "fill_ratio": round(bloom.fill_ratio, 6),
+                               "false_positive_rate": bloom.false_positive_rate}
+    return info
+
+
 def _per_set(masks: np.ndarray, set_names: list[str]) -> dict[str, int]:
     return {name: int(((masks >> np.uint64(i)) & np.uint64(1)).sum()) for i, name in enumerate(set_names)}
 
 
-def _build_paragraphs(masks: dict[str, int], set_names: list[str], bloom: BloomFilterConfig | None,
-                      index_dir: str) -> dict[str, Any]:
+def _build_paragraphs(masks: dict[str, int], set_names: list[str], index_dir: str) -> dict[str, Any]:
     texts = list(masks)
     h0, h1 = paragraph_digests(texts)
     sets = np.fromiter(masks.values(), dtype=np.uint64, count=len(texts))
     lengths = list(map(len, texts))
     info: dict[str, Any] = {"count": len(texts), "per_set": _per_set(sets, set_names),
                             "min_chars": min(lengths, default=1), "max_chars": max(lengths, default=0)}
-    if bloom is not None:
-        info["bloom"] = _build_blooms("paragraphs", h0, h1, sets, set_names, bloom, index_dir)
-        return info
     order = np.lexsort((h1, h0))
     encoded = [texts[i].encode("utf-8", "surrogatepass") for i in order.tolist()]
     offsets = np.zeros(len(encoded) + 1, dtype=np.uint64)
