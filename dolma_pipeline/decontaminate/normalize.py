@@ -36,6 +36,15 @@ _WORD = regex.compile(r"[\w\p{M}]+")
 # (WB11/12); any other non-space character is a segment of its own (WB999).
 _ASCII_SEGMENT = re.compile(r"[A-Za-z0-9_]+(?:(?:(?<=[A-Za-z])[:.'](?=[A-Za-z])|(?<=[0-9])[,;.'](?=[0-9]))"
                             r"[A-Za-z0-9_]+)*|\S")
+# The same rules over Unicode's Word_Break classes, for text without the classes whose rules they leave
+# out (Extend/Format/ZWJ, which attach to what precedes, Katakana, Hebrew letters, regional indicators,
+# line breaks, and U+202F, the one white space that joins words); "\S" as Python's str.isspace knows it.
+_L, _N, _E = r"\p{WB=ALetter}", r"\p{WB=Numeric}", r"\p{WB=ExtendNumLet}"
+_UNICODE_SEGMENT = regex.compile(
+    rf"[{_L}{_N}{_E}]+(?:(?:(?<={_L})[\p{{WB=MidLetter}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}](?={_L})"
+    rf"|(?<={_N})[\p{{WB=MidNum}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}](?={_N}))[{_L}{_N}{_E}]+)*|[^\s\x1c-\x1f]")
+_OUTSIDE_THE_RULES = regex.compile(r"[\p{WB=Extend}\p{WB=ZWJ}\p{WB=Format}\p{WB=Katakana}\p{WB=Hebrew_Letter}"
+                                   r"\p{WB=Regional_Indicator}\p{WB=CR}\p{WB=LF}\p{WB=Newline}\u202f]")
 
 
 def normalize_lines(text: str, rules: NormalizeConfig) -> list[str]:
@@ -117,8 +126,9 @@ def has_min_words(paragraph: str, n: int) -> bool:
     Every whitespace-separated token holds at least one counted segment and no segment spans two tokens
     (word-break rules never join across white space, except U+202F, which is ExtendNumLet), so the
     token count is a lower bound; every counted segment holds a non-space character, so their number is
-    an upper bound. Only paragraphs between the two bounds are segmented; ASCII ones by a regular
-    expression with the same rules (checked against uniseg in the tests).
+    an upper bound. Only paragraphs between the two bounds are segmented: ASCII ones, and most others, by
+    a regular expression with the same rules (checked against uniseg in the tests and on 5,486 non-ASCII
+    paragraphs of 50 languages), the rest by uniseg.
     """
     if paragraph.isascii():
         return len(_ASCII_SEGMENT.findall(paragraph)) >= n
@@ -127,6 +137,8 @@ def has_min_words(paragraph: str, n: int) -> bool:
         return True
     if sum(map(len, tokens)) < n:
         return False
+    if not _OUTSIDE_THE_RULES.search(paragraph):
+        return len(_UNICODE_SEGMENT.findall(paragraph)) >= n
     return _cached_count(paragraph) >= n
 
 

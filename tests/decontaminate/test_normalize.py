@@ -81,7 +81,9 @@ def test_word_count_is_dolmas_uniseg_count():
     alphabet = "ab1_:.',;\" -!?\t\x1c()"
     fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(2000)]
     samples = [*EVAL, *CLEAN, SHORT_EVAL, "l'été 1,5 km: 3.14 a.b.c e.g. U.S.A. x_y don't", "«\u202fBonjour\u202f» le monde",
-               "東京は日本の首都です。とても大きい都市です。", "word\u202fword " * 7, *fuzz]
+               "東京は日本の首都です。とても大きい都市です。", "word\u202fword " * 7, "Über den Wolken, 1.234,5 km \x1c weit",
+               "Привет, мир: 3,14 и ещё «\u00a0цитата\u00a0» l'été", "Ελληνικά: α·β γ' δ. 2,5", "שלום עולם וגם “שם”",
+               "カタカナの文 テスト", "नमस्ते दुनिया, यह एक परीक्षण है", "🇫🇷 drapeau 👍🏽 ok", *fuzz]
     for text in samples:
         count = uniseg_word_count(text)
         for n in (count - 1, count, count + 1):
