@@ -100,7 +100,7 @@ def run(config: MixConfig) -> int:
     plans = []
     for stream in config.streams:
         keys = StreamMixer(stream).attribute_keys()  # compiles every expression: syntax errors surface now
-        plan = plan_stream(stream, keys, config.allow_missing_attributes)
+        plan = plan_stream(stream, keys, config.allow_missing_attributes, config.max_line_bytes)
         check_outputs([*plan.documents, *(p for row in plan.attribute_paths for p in row if p)],
                       output_dirs=[stream.output.path], what=f"stream {stream.name!r} output")
         for warning in plan.warnings:

@@ -18,6 +18,7 @@ import orjson
 
 from dolma_pipeline import io
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.lines import DEFAULT_MAX_LINE_BYTES
 from mixers.config import StreamConfig
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def attribute_file(doc_path: str, attribute_set: str) -> str:
     return f"{doc_path[:cut]}/attributes/{attribute_set}/{doc_path[cut + len(MARKER):]}"
 
 
-def plan_stream(config: StreamConfig, keys: dict[str, tuple[str, bool]], allow_missing: bool) -> StreamPlan:
+def plan_stream(config: StreamConfig, keys: dict[str, tuple[str, bool]], allow_missing: bool,
+                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> StreamPlan:
     documents = io.expand_paths(config.documents)
     plan = StreamPlan(config, documents)
     where = f"stream {config.name!r}"
@@ -76,7 +78,7 @@ def plan_stream(config: StreamConfig, keys: dict[str, tuple[str, bool]], allow_m
                 raise ConfigError(f"{where}: attribute file {path} for {doc_path} does not exist "
                                   "(pass --allow_missing_attributes to mix without it)")
         plan.attribute_paths.append(row)
-    _check_keys(plan, keys, allow_missing)
+    _check_keys(plan, keys, allow_missing, max_line_bytes)
     return plan
 
 
@@ -86,7 +88,8 @@ def _family(key: str) -> str | None:
     return "__".join(parts[:2]) + "__" if len(parts) >= 3 else None
 
 
-def _check_keys(plan: StreamPlan, keys: dict[str, tuple[str, bool]], allow_missing: bool) -> None:
+def _check_keys(plan: StreamPlan, keys: dict[str, tuple[str, bool]], allow_missing: bool,
+                max_line_bytes: int) -> None:
     """Every key the stream reads must appear in some attribute file; scanning stops once all are seen.
 
     Keys marked not strict (span types) are satisfied by their `experiment__tagger__` family.
@@ -104,7 +107,7 @@ def _check_keys(plan: StreamPlan, keys: dict[str, tuple[str, bool]], allow_missi
     missing = dict(keys)
     seen_keys: set[str] = set()
     for path in files:
-        for n, line in enumerate(io.iter_raw_lines(path)):
+        for n, line in enumerate(io.iter_raw_lines(path, max_line_bytes)):
             if n < 3:
                 seen_keys.update(_row_keys(line))
             for key in [k for k in missing if needles[k].search(line)]:

@@ -173,3 +173,19 @@ def test_deep_attribute_row_is_refused(tmp_path, capsys):
     (tmp_path / "mix.yaml").write_text(yaml.safe_dump(config))
     assert main(["-c", str(tmp_path / "mix.yaml"), "mix"]) == 1
     assert "attributes/e/x.jsonl.gz:1: JSON nested deeper than 254 levels" in "".join(capsys.readouterr())
+
+
+def test_max_line_bytes_bounds_attribute_rows_too(tmp_path, capsys):
+    import yaml
+
+    write_jsonl(str(tmp_path / "documents" / "x.jsonl.gz"), [{"id": "a", "text": "t"}, {"id": "b", "text": "u"}])
+    write_jsonl(str(tmp_path / "attributes" / "e" / "x.jsonl.gz"),
+                [{"id": "a", "attributes": {"e__t__k": [[0, 1, 1.0]]}},
+                 {"id": "b", "attributes": {"e__t__k": [[0, 1, 1.0]] * 500}}])  # ~6.5 KB
+    config = {"streams": [{"name": "s", "documents": [f"{tmp_path}/documents/*.jsonl.gz"], "attributes": ["e"],
+                           "rules": [{"attribute": "e__t__k", "op": "gt", "value": 5, "reduce": "count"}],
+                           "output": {"path": f"{tmp_path}/mixed"}}], "debug": True}
+    (tmp_path / "mix.yaml").write_text(yaml.safe_dump(config))
+    assert main(["-c", str(tmp_path / "mix.yaml"), "mix", "--max_line_bytes", "1000"]) == 1
+    assert "attributes/e/x.jsonl.gz:2: line longer than max_line_bytes=1000" in "".join(capsys.readouterr())
+    assert main(["-c", str(tmp_path / "mix.yaml"), "mix", "--max_line_bytes", "100000"]) == 0

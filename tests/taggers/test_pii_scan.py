@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dolma_pipeline.documents import Document
-from taggers.pii import _PHONE_AFTER_NON_SPACE, DOLMA_EMAIL, DOLMA_PHONE, DolmaFastPiiRegex
+from taggers.pii import _PHONE_AFTER_NON_SPACE, DOLMA_EMAIL, DOLMA_PHONE, DolmaFastPiiRegex, PiiRegexV3
 from taggers.pii_dolma_scan import dolma_email_matches, dolma_phone_matches
 
 EMAIL_ALPHABET = "ab.@ \n,()x:é\t?;\r!\u00a0"
@@ -58,9 +58,10 @@ HOSTILE = {  # 200 KB lines on which Dolma's regexes backtrack for minutes to ho
 }
 
 
+@pytest.mark.parametrize("tagger_class", [DolmaFastPiiRegex, PiiRegexV3])
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_dolma_pii_is_linear_on_hostile_lines(name):
-    tagger = DolmaFastPiiRegex()
+def test_pii_regexes_are_linear_on_hostile_lines(name, tagger_class):
+    tagger = tagger_class()
     started = time.process_time()
     spans = tagger.predict(Document.from_fields("h", HOSTILE[name]))
     assert time.process_time() - started < 2  # ~0.05 s; hours before
