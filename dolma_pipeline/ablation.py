@@ -33,7 +33,7 @@ from dolma_pipeline.safety import check_name
 
 @dataclass
 class VariantConfig:
-    name: str = ""
+    name: str = ""  # the variant's name
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> patch of its config
 
 

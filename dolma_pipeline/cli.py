@@ -13,6 +13,7 @@ import sys
 
 from dolma_pipeline.config import load_config
 from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.options import help_text
 from dolma_pipeline.safety import RedactingFilter, strip_credentials
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: -c needs a YAML file", file=sys.stderr)
             return 2
         config_file, argv = argv[1], argv[2:]
+    if argv[:1] in (["--version"], ["-V"]):
+        print(version_string())
+        return 0
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
@@ -57,28 +61,42 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(COMMANDS[name][0])
         if hasattr(module, "main"):
             return int(module.main(rest, config_file) or 0)
-        if rest[:1] in (["-h"], ["--help"]):
-            print(_help(name, module.Config))
+        if "-h" in rest or "--help" in rest:
+            print(help_text(f"usage: dolma [-c CONFIG.yaml] {name} [--key value ...]", module.Config,
+                            COMMANDS[name][1]))
             return 0
         config = load_config(module.Config, config_file, rest)
         return int(module.run(config) or 0)
     except DolmaError as e:
         print(f"error: {strip_credentials(str(e))}", file=sys.stderr)
         return 1
+    except OSError as e:  # a path the user gave: missing, unreadable, a directory, read-only
+        print(f"error: {strip_credentials(user_os_error(e))}", file=sys.stderr)
+        return 1
+    except SystemExit as e:  # argparse's own message is already printed
+        return e.code if isinstance(e.code, int) else 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 
-def _help(name: str, config_cls: type) -> str:
-    import dataclasses
+def version_string() -> str:
+    """Package version and, from a checkout, the git commit (the string lineage records)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    lines = [f"usage: dolma [-c CONFIG.yaml] {name} [--key value ...]", "", "options:"]
-    for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        lines.append(f"  --{f.name:<22} {f.type} (default {default!r})")
-    return "\n".join(lines)
+    from dolma_pipeline.lineage import code_version
+
+    try:
+        package = version("dolma-pipeline")
+    except PackageNotFoundError:
+        package = "unknown"
+    commit = code_version()
+    return f"dolma-pipeline {package}" + ("" if commit.startswith("dolma-pipeline") else f" (commit {commit})")
+
+
+def user_os_error(e: OSError) -> str:
+    what = e.strerror or str(e)
+    return f"{e.filename}: {what}" if e.filename else what
 
 
 if __name__ == "__main__":

@@ -113,16 +113,26 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         obj = cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+    processes = getattr(obj, "processes", 1)
+    if not where and type(processes) is int and processes < 1:  # the one rule for every command
+        raise ConfigError(f"processes: must be at least 1, got {processes}")
     validate = getattr(obj, "validate", None)
     if validate:
         validate()
     return obj
 
 
+def _accepts_bool(tp: Any) -> bool:
+    return tp is bool or tp is Any or (get_origin(tp) in (Union, types.UnionType)
+                                      and any(_accepts_bool(a) for a in get_args(tp)))
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if value is True and not _accepts_bool(tp):  # `--key` given without a value
+        raise ConfigError(f"{where}: needs a value (--{where.replace('[', '.').rstrip(']')} VALUE)")
     if origin in (Union, types.UnionType):
         options = get_args(tp)
         if value is None and type(None) in options:

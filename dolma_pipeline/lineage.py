@@ -95,14 +95,17 @@ def trace(directory: str) -> list[Lineage]:
 
 @dataclass
 class Config:
-    path: str = ""
+    path: str = ""  # an output directory (e.g. a trained model) to trace
 
 
 def main(argv: list[str], config_file: str | None = None) -> int:
     """`dolma lineage DIR`: print which data and configs produced DIR."""
     from dolma_pipeline.errors import ConfigError
 
-    if len(argv) != 1 or argv[0].startswith("-"):
+    flags = [a for a in argv if a.startswith("-")]
+    if flags:
+        raise ConfigError(f"unknown option {flags[0]!r}; usage: dolma lineage OUTPUT_DIR")
+    if len(argv) != 1:
         raise ConfigError("usage: dolma lineage OUTPUT_DIR (a checkpoint, token, mix or attribute directory)")
     start = os.path.abspath(argv[0])
     while not io.exists(io.join(start, LINEAGE_FILE)) and os.path.dirname(start) != start:

@@ -42,11 +42,11 @@ OTHER_COMMANDS = ("train", "export", "generate")
 
 @dataclass
 class StageConfig:
-    name: str
-    command: str
-    config: dict[str, Any] = field(default_factory=dict)
-    output: str = ""
-    inputs: list[str] = field(default_factory=list)
+    name: str  # the stage's name (its record file)
+    command: str  # the command it runs
+    config: dict[str, Any] = field(default_factory=dict)  # that command's own config
+    output: str = ""  # its main output directory
+    inputs: list[str] = field(default_factory=list)  # directories whose change reruns it
 
     def validate(self) -> None:
         check_name(self.name, "stage name")  # names the stage's record file
@@ -59,11 +59,11 @@ class StageConfig:
 
 @dataclass
 class PipelineConfig:
-    workdir: str = "pipeline-output"
+    workdir: str = "pipeline-output"  # the run's directory ({workdir} in strings)
     processes: int = 2
     executor: Executor = "auto"  # the default of every data stage; see dolma_pipeline.executor.choose_executor
     ray_address: str | None = None
-    stages: list[StageConfig] = field(default_factory=list)
+    stages: list[StageConfig] = field(default_factory=list)  # the stages, in order
     seeds: list[int] = field(default_factory=list)  # ablations: training seeds of the baseline
     variants: list[VariantConfig] = field(default_factory=list)  # ablations: see dolma_pipeline.ablation
 

@@ -32,9 +32,9 @@ PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
 
 @dataclass
 class Config:
-    workdir: str = ""
-    output: str | None = None
-    max_score_plots: int = 24
+    workdir: str = ""  # the pipeline work directory to report on
+    output: str | None = None  # output directory (default: WORKDIR/report)
+    max_score_plots: int = 24  # at most this many tagger score plots
 
 
 @dataclass

@@ -44,7 +44,7 @@ class TagConfig:
     ray_address: str | None = None
     executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
     on_error: OnError = "fail"
-    parquet_columns: dict[str, str] = field(default_factory=dict)
+    parquet_columns: dict[str, str] = field(default_factory=dict)  # for .parquet inputs: which column holds id, text, ...
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is a bad line (see --on_error)
 
     def validate(self) -> None:

@@ -23,20 +23,20 @@ Op = Literal["lt", "le", "gt", "ge", "eq", "ne"]
 class FilterConfig:
     """Dolma's filter: keep documents matching any `include` (or all, if none) and no `exclude`."""
 
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    syntax: Syntax = "jsonpath"
+    include: list[str] = field(default_factory=list)  # keep only documents matching one of these
+    exclude: list[str] = field(default_factory=list)  # drop documents matching any of these
+    syntax: Syntax = "jsonpath"  # jq or jsonpath
 
 
 @dataclass
 class SpanReplacementConfig:
     """Replace every span of the selected attribute with `min_score <= score < max_score`."""
 
-    span: str
-    min_score: float | None = None
-    max_score: float | None = None
-    replacement: str = ""
-    syntax: Syntax = "jsonpath"
+    span: str  # JSONPath of the attribute's spans
+    min_score: float | None = None  # replace spans scoring at least this
+    max_score: float | None = None  # and at most this
+    replacement: str = ""  # text put in place of each span
+    syntax: Syntax = "jsonpath"  # jsonpath or jq
 
     def validate(self) -> None:
         if self.min_score is None and self.max_score is None:
@@ -54,13 +54,13 @@ class RuleConfig:
     `default` when given, and otherwise the condition does not hold.
     """
 
-    attribute: str
-    op: Op
-    value: float
-    reduce: Reduce = "first"
-    action: Literal["exclude", "include"] = "exclude"
-    default: float | None = None
-    name: str | None = None
+    attribute: str  # attribute key the rule reads
+    op: Op  # comparison: lt, le, gt, ge, eq, ne
+    value: float  # the threshold
+    reduce: Reduce = "first"  # how the spans become one number
+    action: Literal["exclude", "include"] = "exclude"  # exclude or include the documents where it holds
+    default: float | None = None  # value used when the attribute is missing
+    name: str | None = None  # the rule's name in reports
 
     def label(self) -> str:
         return self.name or f"{self.action} {self.reduce}({self.attribute}) {self.op} {self.value:g}"
@@ -68,10 +68,10 @@ class RuleConfig:
 
 @dataclass
 class OutputConfig:
-    path: str = ""
-    max_size_in_bytes: int = 2 * 2**30
-    discard_fields: list[str] = field(default_factory=list)
-    min_text_length: int = 0
+    path: str = ""  # output directory of the stream
+    max_size_in_bytes: int = 2 * 2**30  # size of one output shard
+    discard_fields: list[str] = field(default_factory=list)  # top-level fields removed from every document
+    min_text_length: int = 0  # drop documents shorter than this after replacement
     compression_level: int | None = None  # gzip 1-9 (default 6, as Dolma), zstd 1-22 (default 3)
 
 
@@ -79,23 +79,23 @@ class OutputConfig:
 class CompressionConfig:
     """Input compression is read from each file's extension; `output` picks the shards' format."""
 
-    input: str | None = None
-    output: str | None = None
+    input: str | None = None  # input compression (default: from the file name)
+    output: str | None = None  # output compression
 
 
 @dataclass
 class StreamConfig:
-    name: str
-    documents: list[str] = field(default_factory=list)
-    attributes: list[str] = field(default_factory=list)
-    filter: FilterConfig | None = None
-    rules: list[RuleConfig] = field(default_factory=list)
-    dedupe: list[str] = field(default_factory=list)
-    span_replacement: list[SpanReplacementConfig] = field(default_factory=list)
-    sample: float = 1.0
-    seed: int = 0
-    output: OutputConfig = field(default_factory=OutputConfig)
-    compression: CompressionConfig = field(default_factory=CompressionConfig)
+    name: str  # the stream's name (its report and shard names)
+    documents: list[str] = field(default_factory=list)  # document files: paths or globs
+    attributes: list[str] = field(default_factory=list)  # attribute sets (experiment names) joined to the documents
+    filter: FilterConfig | None = None  # Dolma's include/exclude filter expressions
+    rules: list[RuleConfig] = field(default_factory=list)  # typed rules on attributes
+    dedupe: list[str] = field(default_factory=list)  # dedupe attribute keys: keep one copy per cluster
+    span_replacement: list[SpanReplacementConfig] = field(default_factory=list)  # replace attribute spans in the text (PII masks, duplicate paragraphs)
+    sample: float = 1.0  # sampling rate (above 1 up-samples)
+    seed: int = 0  # seed of the sampling draw
+    output: OutputConfig = field(default_factory=OutputConfig)  # where and how to write the shards
+    compression: CompressionConfig = field(default_factory=CompressionConfig)  # compression of input and output (default: from the file names)
 
     def validate(self) -> None:
         check_name(self.name, "stream name")
@@ -120,25 +120,25 @@ class StreamConfig:
 
 @dataclass
 class WorkDirConfig:
-    input: str | None = None
-    output: str | None = None
+    input: str | None = None  # Dolma's local copy of inputs (not needed here)
+    output: str | None = None  # Dolma's local output staging (not needed here)
 
 
 @dataclass
 class MixConfig:
     """`dolma mix` options."""
 
-    streams: list[StreamConfig] = field(default_factory=list)
+    streams: list[StreamConfig] = field(default_factory=list)  # the output streams, each with its documents, attributes and rules
     processes: int = 1
-    allow_missing_attributes: bool = False
+    allow_missing_attributes: bool = False  # run even if a rule reads an attribute no file has (it never fires)
     ignore_existing: bool = False
     debug: bool = False
     dryrun: bool = False
     ray_address: str | None = None
     executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor
-    report: str | None = None
-    work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)
-    shuffle: bool = False
+    report: str | None = None  # where to write the mix report JSON (default: beside each stream's output)
+    work_dir: WorkDirConfig = field(default_factory=WorkDirConfig)  # Dolma's work_dir block (accepted for compatibility)
+    shuffle: bool = False  # shuffle documents within each output shard
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # longer document or attribute lines are errors
 
     def validate(self) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from training.config import TrainingError, config_to_yaml, load_config
+from training.config import TrainConfig, TrainingError, config_to_yaml, load_config
 
 
 def _setup_logging() -> None:
@@ -44,8 +44,11 @@ def _export(argv: list[str]) -> int:
 
 
 def _train(argv: list[str], dry: bool = False) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+    if not argv or argv[0] in ("-h", "--help") or "--help" in argv or "-h" in argv:
+        # dolma_pipeline.options only reads dataclass fields and their comments (no pipeline code)
+        from dolma_pipeline.options import help_text
+
+        print(help_text(__doc__.strip(), TrainConfig))
         return 0 if argv else 2
     cfg = load_config(argv[0], argv[1:])
     if dry:
@@ -62,9 +65,33 @@ def _train(argv: list[str], dry: bool = False) -> int:
     return 0
 
 
+def _version() -> str:
+    """Package version and, from a checkout, the git commit (as `dolma --version` and lineage give it)."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    try:
+        package = version("dolma-pipeline")
+    except PackageNotFoundError:
+        package = "unknown"
+    here = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = dirty = ""
+    return f"olmo-train (dolma-pipeline {package})" + (f" (commit {commit}{'+dirty' if dirty else ''})" if commit else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging()
+    if argv[:1] in (["--version"], ["-V"]):
+        print(_version())
+        return 0
     try:
         if argv and argv[0] == "export":
             return _export(argv[1:])
@@ -79,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return _train(argv)
     except TrainingError as e:
         print(f"olmo-train: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the user gave
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"olmo-train: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
 
 

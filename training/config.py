@@ -35,18 +35,18 @@ class DataFormatError(TrainingError):
 class ModelConfig:
     """The OLMo-1 decoder. ``preset`` names the starting point; other fields override it."""
 
-    preset: str | None = None
-    d_model: int = 2048
-    n_heads: int = 16
-    n_layers: int = 16
+    preset: str | None = None  # start from a preset: tiny, olmo-demo, olmo-60m, olmo-1b, olmo-7b
+    d_model: int = 2048  # hidden size
+    n_heads: int = 16  # attention heads
+    n_layers: int = 16  # transformer blocks
     mlp_hidden_size: int | None = None  # fused up+gate width; None -> mlp_ratio * d_model
-    mlp_ratio: int = 8
-    vocab_size: int = 50280
+    mlp_ratio: int = 8  # fused SwiGLU width as a multiple of d_model
+    vocab_size: int = 50280  # tokenizer vocabulary size
     embedding_size: int | None = None  # None -> vocab_size padded to a multiple of 128
-    max_sequence_length: int = 2048
-    weight_tying: bool = True
-    rope_theta: float = 10_000.0
-    layer_norm_eps: float = 1e-5
+    max_sequence_length: int = 2048  # context length
+    weight_tying: bool = True  # share the embedding and the LM head
+    rope_theta: float = 10_000.0  # RoPE base
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon
     init_std: float | None = None  # None -> 1/sqrt(d_model) (OLMo's "mitchell" init)
     fused_loss: bool = True  # chunked LM-head + cross-entropy that never materialises all logits
 
@@ -129,8 +129,8 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 
 @dataclass
 class TokenizerConfig:
-    eos_token_id: int = 50279
-    pad_token_id: int = 1
+    eos_token_id: int = 50279  # id after each document
+    pad_token_id: int = 1  # padding id
     path: str | None = None  # a tokenizers JSON, copied into HF exports
 
 
@@ -138,15 +138,15 @@ class TokenizerConfig:
 class SourceConfig:
     """A labelled set of token files (globs, local paths or s3:// URLs)."""
 
-    label: str = "default"
-    paths: list[str] = field(default_factory=list)
+    label: str = "default"  # the source's name in metrics
+    paths: list[str] = field(default_factory=list)  # token files: paths, globs or s3:// URLs
 
 
 @dataclass
 class DataConfig:
-    train: list[SourceConfig] = field(default_factory=list)
-    eval: list[SourceConfig] = field(default_factory=list)
-    dtype: str = "uint16"
+    train: list[SourceConfig] = field(default_factory=list)  # labelled training sources
+    eval: list[SourceConfig] = field(default_factory=list)  # labelled held-out sources (eval loss)
+    dtype: str = "uint16"  # token file dtype: uint16 or uint32
     sequence_length: int | None = None  # None -> model.max_sequence_length
     prefetch: bool = True  # read the next batch in a background thread
 
@@ -160,11 +160,11 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 4e-4
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-5
-    weight_decay: float = 0.1
-    clip_grad_norm: float | None = 1.0
+    lr: float = 4e-4  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
+    eps: float = 1e-5  # AdamW epsilon
+    weight_decay: float = 0.1  # decay on Linear weights only
+    clip_grad_norm: float | None = 1.0  # global gradient-norm clip (0: off)
     z_loss: float | None = None  # coefficient of logsumexp(logits)^2; OLMo uses 1e-4 when enabled
     impl: str = "auto"  # auto | fused | foreach | for-loop
 
@@ -172,7 +172,7 @@ class OptimConfig:
 @dataclass
 class SchedulerConfig:
     name: str = "cosine"  # cosine | linear | constant
-    warmup_steps: int = 2000
+    warmup_steps: int = 2000  # linear warmup from 0.1x peak
     warmup_min_ratio: float = 0.1  # warmup rises linearly from this fraction of the peak
     alpha_f: float = 0.1  # floor as a fraction of the peak
     t_max: int | None = None  # None -> trainer.max_steps
@@ -182,12 +182,12 @@ class SchedulerConfig:
 class TaskConfig:
     """One multiple-choice task: a JSONL file (globs allowed) and how to prompt it."""
 
-    name: str = ""
-    path: str = ""
-    num_shots: int = 0
-    seed: int = 1234
-    target_delimiter: str = " "
-    fewshot_delimiter: str = "\n\n"
+    name: str = ""  # the task's name in metrics
+    path: str = ""  # JSONL task file
+    num_shots: int = 0  # k-shot examples
+    seed: int = 1234  # seed of the k-shot draw
+    target_delimiter: str = " "  # text between context and choice
+    fewshot_delimiter: str = "\n\n"  # text between examples
     limit: int | None = None  # score only the first N questions (shots are still drawn from all)
     # instead of `path`: a next-sentence task built from these Dolma documents (training.eval.cloze)
     from_documents: list[str] = field(default_factory=list)
@@ -201,7 +201,7 @@ class EvaluationConfig:
     tasks scored by log-likelihood. Both need a tokenizer (``tokenizer.path``)."""
 
     documents: list[str] = field(default_factory=list)  # Dolma JSONL globs; grouped by their `source`
-    tasks: list[TaskConfig] = field(default_factory=list)
+    tasks: list[TaskConfig] = field(default_factory=list)  # multiple-choice tasks
     stride: int | None = None  # sliding-window stride for long documents; None -> half the context
     batch_size: int | None = None  # sequences per forward; None -> trainer.micro_batch_size
     interval: int | None = None  # None -> trainer.eval_interval
@@ -209,65 +209,65 @@ class EvaluationConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 1000
+    max_steps: int = 1000  # optimiser steps (the schedule's length)
     stop_at: int | None = None  # stop early without changing the schedule
     global_batch_size: int = 8  # instances per optimiser step, all ranks together
     micro_batch_size: int = 8  # instances per forward/backward on one rank
     precision: str = "bf16"  # bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 6198
-    log_interval: int = 1
+    log_interval: int = 1  # print every N steps
     eval_interval: int = 0  # 0 -> only at the end
-    eval_max_batches: int | None = None
+    eval_max_batches: int | None = None  # cap on eval batches per source
 
 
 @dataclass
 class ParallelConfig:
     fsdp: str = "auto"  # auto (when world size > 1) | on | off
-    activation_checkpointing: bool = False
-    compile: bool = False
-    reshard_after_forward: bool = True
+    activation_checkpointing: bool = False  # recompute activations in the backward pass
+    compile: bool = False  # torch.compile the model
+    reshard_after_forward: bool = True  # FSDP2: free gathered weights after forward
     backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
 
 
 @dataclass
 class CheckpointConfig:
-    save_folder: str = "runs/default"
+    save_folder: str = "runs/default"  # checkpoint directory
     save_interval: int = 0  # 0 -> only at the end
-    keep_last: int = 2
+    keep_last: int = 2  # checkpoints kept (older pruned)
     resume: str = "auto"  # auto (latest in save_folder) | never | <path to a step directory>
     unsharded: bool = True  # also write model.safetensors + config with every checkpoint
 
 
 @dataclass
 class WandbConfig:
-    enabled: bool = False
-    project: str = "olmo-train"
-    entity: str | None = None
-    name: str | None = None
+    enabled: bool = False  # log to W&B
+    project: str = "olmo-train"  # W&B project
+    entity: str | None = None  # W&B entity
+    name: str | None = None  # run name (default run_name)
 
 
 @dataclass
 class MetricsConfig:
-    jsonl: bool = True
-    plot: bool = True
+    jsonl: bool = True  # write save_folder/metrics.jsonl
+    plot: bool = True  # write loss.png at the end
     peak_tflops: float | None = None  # per device; None -> known CUDA devices, else MFU omitted
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # Weights & Biases logging
 
 
 @dataclass
 class TrainConfig:
-    run_name: str = "olmo"
-    model: ModelConfig = field(default_factory=lambda: ModelConfig.from_name("tiny"))
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run_name: str = "olmo"  # the run's name (logs, W&B)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig.from_name("tiny"))  # the decoder's shape
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # special token ids and the tokenizer file
+    data: DataConfig = field(default_factory=DataConfig)  # token files to train and evaluate on
+    optim: OptimConfig = field(default_factory=OptimConfig)  # AdamW settings
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # learning-rate schedule
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # steps, batch sizes, precision, device
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # FSDP2, activation checkpointing, torch.compile
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)  # where and how often to save
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # metrics.jsonl, the loss plot, W&B
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # per-source perplexity and multiple-choice tasks
 
     @property
     def sequence_length(self) -> int:
@@ -412,8 +412,15 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
     data: dict[str, Any] = {}
     if path is not None:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     for key, value in parse_overrides(overrides or []):

@@ -18,7 +18,7 @@ _LABEL = re.compile(r"^[^\s]+$")
 class FieldLabels:
     """Labels from a field of each document: `source` or a dotted path such as `metadata.quality`."""
 
-    field: str = ""
+    field: str = ""  # metadata field holding the label
     map: dict[str, str] = _field(default_factory=dict)  # value -> label; empty: the value is the label
 
 
@@ -28,9 +28,9 @@ class AttributeLabels:
 
     name: str = ""  # the attribute key, e.g. exp__gopher_v1__word_count
     experiment: str = ""  # its directory, `attributes/<experiment>/`; default: the key's part before `__`
-    threshold: float = 0.5
+    threshold: float = 0.5  # score at which the attribute gives the positive label
     above: str = "pos"  # the label of documents whose score is >= threshold
-    below: str = "neg"
+    below: str = "neg"  # label of documents under the threshold
     reduce: Literal["first", "max", "min", "mean"] = "first"  # one number from the attribute's spans
 
 
@@ -38,23 +38,23 @@ class AttributeLabels:
 class FastTextParams:
     """fastText's own hyperparameters, passed through unchanged (fastText's names)."""
 
-    dim: int = 100
-    epoch: int = 5
-    lr: float = 0.1
+    dim: int = 100  # vector size
+    epoch: int = 5  # passes over the data
+    lr: float = 0.1  # learning rate
     wordNgrams: int = 2  # Dolma's jigsaw and DCLM's classifiers use bigrams
-    minCount: int = 1
-    minCountLabel: int = 1
-    minn: int = 0
-    maxn: int = 0
-    bucket: int = 2_000_000
-    loss: Literal["softmax", "hs", "ova", "ns"] = "softmax"
-    ws: int = 5
-    neg: int = 5
-    lrUpdateRate: int = 100
-    t: float = 1e-4
+    minCount: int = 1  # minimal word occurrences
+    minCountLabel: int = 1  # minimal label occurrences
+    minn: int = 0  # shortest character n-gram
+    maxn: int = 0  # longest character n-gram
+    bucket: int = 2_000_000  # hash buckets for n-grams
+    loss: Literal["softmax", "hs", "ova", "ns"] = "softmax"  # softmax, ns, hs or ova
+    ws: int = 5  # context window
+    neg: int = 5  # negatives sampled
+    lrUpdateRate: int = 100  # rate of learning-rate updates
+    t: float = 1e-4  # sampling threshold
     thread: int = 1  # fastText is deterministic only with one thread
-    seed: int = 0
-    verbose: int = 0
+    seed: int = 0  # fastText's seed (byte-identical only with one thread)
+    verbose: int = 0  # fastText's verbosity
 
 
 @dataclass
@@ -63,9 +63,9 @@ class TrainClassifierConfig:
 
     labels: dict[str, list[str]] = _field(default_factory=dict)  # label -> document globs
     documents: list[str] = _field(default_factory=list)  # for label_field / label_attribute
-    label_field: FieldLabels | None = None
-    label_attribute: AttributeLabels | None = None
-    mode: Literal["document", "paragraph", "sentence"] = "document"
+    label_field: FieldLabels | None = None  # labels from a metadata field
+    label_attribute: AttributeLabels | None = None  # labels from an attribute and a threshold (distil a tagger)
+    mode: Literal["document", "paragraph", "sentence"] = "document"  # unit of text: document, paragraph or sentence
     output: str = ""  # directory: model.bin (or .ftz), model_card.json, pr_curve.png, work/
     validation_fraction: float = 0.1  # by a hash of the document id
     balance: bool = True  # sample every label down to the rarest one (deterministic)
@@ -74,8 +74,8 @@ class TrainClassifierConfig:
     seed: int = 0
     quantize: bool = False  # also write model.ftz (fastText's product quantisation) and evaluate that
     quantize_cutoff: int = 100_000  # keep the 100,000 rows of largest norm (0: all, slow and large)
-    quantize_retrain: bool = False
-    fasttext: FastTextParams = _field(default_factory=FastTextParams)
+    quantize_retrain: bool = False  # retrain while quantizing (fastText's qnorm/retrain)
+    fasttext: FastTextParams = _field(default_factory=FastTextParams)  # fastText's hyperparameters, passed through
     shuffle_bucket_bytes: int = 64_000_000  # out-of-core shuffle: the most bytes sorted in memory at once
     processes: int = 1
     executor: Executor = "auto"  # auto | ray | local | serial: see dolma_pipeline.executor.choose_executor

@@ -31,8 +31,8 @@ _SET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 class EvalSetConfig:
     """One evaluation set: a name (an attribute key part) and its Dolma documents."""
 
-    name: str = ""
-    documents: list[str] = field(default_factory=list)
+    name: str = ""  # the evaluation set's name (in attributes and the summary)
+    documents: list[str] = field(default_factory=list)  # its documents: paths or globs
 
 
 @dataclass
@@ -49,8 +49,8 @@ class NormalizeConfig:
 class ParagraphsConfig:
     """Paragraph mode (Dolma/Paloma): evaluation paragraphs of at least `min_words` uniseg words."""
 
-    attribute_name: str | None = None
-    paragraph_separator: str = "\n"
+    attribute_name: str | None = None  # attribute key of contaminated paragraph spans
+    paragraph_separator: str = "\n"  # text that separates paragraphs
     min_words: int = 13  # counted on the raw paragraph exactly as Dolma's uniseg_length_paragraphs_v1 does
 
 
@@ -58,8 +58,8 @@ class ParagraphsConfig:
 class NgramsConfig:
     """N-gram mode (GPT-3 / NeMo Curator): documents sharing a word `n`-gram with an evaluation document."""
 
-    attribute_name: str | None = None
-    n: int = 13
+    attribute_name: str | None = None  # attribute key of overlapping spans
+    n: int = 13  # words per n-gram
     # an evaluation n-gram found in more training documents than this is common text, not contamination,
     # and is ignored (GPT-3, NeMo Curator's max_matches); 0 = no cap
     max_document_frequency: int = 10
@@ -69,12 +69,12 @@ class NgramsConfig:
 class DecontaminateSection:
     """Dolma's `dedupe` block: `name`, `paragraphs`, `skip_empty`; plus `ngrams` and `normalize`."""
 
-    name: str = ""
-    paragraphs: ParagraphsConfig | None = None
-    ngrams: NgramsConfig | None = None
+    name: str = ""  # names the attribute directory (attributes/<name>)
+    paragraphs: ParagraphsConfig | None = None  # paragraph mode (Dolma/Paloma)
+    ngrams: NgramsConfig | None = None  # n-gram mode (GPT-3 / NeMo)
     skip_empty: bool = True  # empty paragraphs are never evaluation text, so they are never flagged either way
-    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
-    document_dir: str = "documents"
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)  # text normalisation before matching
+    document_dir: str = "documents"  # the path component that holds documents
 
     def validate(self) -> None:
         if not self.name:
@@ -110,11 +110,11 @@ class BloomFilterConfig:
     later run; with `read_only: true` they are loaded from `file` and no evaluation set is read.
     """
 
-    file: str | None = None
-    read_only: bool = False
-    estimated_doc_count: int = 0
-    desired_false_positive_rate: float = 1e-15
-    size_in_bytes: int = 0
+    file: str | None = None  # the Bloom filter file
+    read_only: bool = False  # only probe the filter, never add to it
+    estimated_doc_count: int = 0  # expected number of entries (sizes the filter)
+    desired_false_positive_rate: float = 1e-15  # target false-positive rate
+    size_in_bytes: int = 0  # filter size (0: from the count and the rate)
 
     def validate(self) -> None:
         if not 0.0 < self.desired_false_positive_rate < 1.0:
@@ -129,10 +129,10 @@ class BloomFilterConfig:
 class DecontaminateConfig:
     """`dolma decontaminate` options."""
 
-    documents: list[str] = field(default_factory=list)
-    evaluation: list[EvalSetConfig] = field(default_factory=list)
-    dedupe: DecontaminateSection = field(default_factory=DecontaminateSection)
-    bloom_filter: BloomFilterConfig | None = None
+    documents: list[str] = field(default_factory=list)  # training documents to check
+    evaluation: list[EvalSetConfig] = field(default_factory=list)  # evaluation sets whose text must not be in the training documents
+    dedupe: DecontaminateSection = field(default_factory=DecontaminateSection)  # what to match and how (Dolma's dedupe block)
+    bloom_filter: BloomFilterConfig | None = None  # use a Bloom filter (approximate) instead of the exact index
     processes: int = 1
     work_dir: str | None = None  # the index and intermediate files; default <root>/decontaminate_work/<name>
     destination: str | None = None  # attribute directory instead of <root>/attributes/<name>

@@ -14,16 +14,16 @@ from dolma_pipeline.safety import check_name
 class DocumentDedupeConfig:
     """Exact whole-document dedupe on the value at `key` (a JSONPath like `$.text` or `$.metadata.url`)."""
 
-    attribute_name: str | None = None
-    key: str = "$.text"
+    attribute_name: str | None = None  # attribute key written for duplicates
+    key: str = "$.text"  # JSONPath of the value that identifies a document (e.g. $.id or $.metadata.url)
 
 
 @dataclass
 class ParagraphDedupeConfig:
     """Exact paragraph dedupe; paragraphs are the pieces between `paragraph_separator`s."""
 
-    attribute_name: str | None = None
-    paragraph_separator: str = "\n"
+    attribute_name: str | None = None  # attribute key of duplicate paragraph spans
+    paragraph_separator: str = "\n"  # text that separates paragraphs
 
 
 @dataclass
@@ -35,16 +35,16 @@ class MinHashConfig:
     Jaccard of their shingle sets (`verify`) to drop those below `jaccard_threshold`.
     """
 
-    bands: int = 20
-    rows: int = 6
+    bands: int = 20  # LSH bands
+    rows: int = 6  # hashes per band
     num_perm: int | None = None  # defaults to bands * rows; must be at least that
-    ngram: int = 5
-    seed: int = 1
-    lowercase: bool = True
-    strip_punctuation: bool = True
+    ngram: int = 5  # words per shingle
+    seed: int = 1  # seed of the hash permutations
+    lowercase: bool = True  # lowercase before shingling
+    strip_punctuation: bool = True  # drop punctuation before shingling
     fold_digits: bool = False  # map every digit to 0 so numbers that differ only in digits match
-    verify: bool = True
-    jaccard_threshold: float = 0.8
+    verify: bool = True  # check each candidate pair's real Jaccard similarity
+    jaccard_threshold: float = 0.8  # pairs at or above this similarity are duplicates (with verify)
     max_bucket_pairs: int = 64  # buckets larger than this are linked as a star + chain, not all pairs
 
     @property
@@ -69,14 +69,14 @@ class MinHashConfig:
 class DedupeSection:
     """Dolma's `dedupe` block: exactly one of `documents`, `paragraphs` or `minhash`."""
 
-    name: str = ""
-    documents: DocumentDedupeConfig | None = None
-    paragraphs: ParagraphDedupeConfig | None = None
-    minhash: MinHashConfig | None = None
-    skip_empty: bool = False
+    name: str = ""  # names the attribute directory (attributes/<name>)
+    documents: DocumentDedupeConfig | None = None  # exact document dedupe by a key
+    paragraphs: ParagraphDedupeConfig | None = None  # exact paragraph dedupe
+    minhash: MinHashConfig | None = None  # MinHash near-duplicate detection
+    skip_empty: bool = False  # ignore empty documents or paragraphs
     min_length: int = 0  # units (documents or paragraphs) with fewer characters are not deduplicated
     min_words: int = 0  # ... or with fewer whitespace-separated words
-    document_dir: str = "documents"
+    document_dir: str = "documents"  # the path component that holds documents (attributes go beside it)
 
     @property
     def mode(self) -> str:
@@ -106,7 +106,7 @@ class DedupeConfig:
     """`dolma dedupe` options."""
 
     documents: list[str] = field(default_factory=list)
-    dedupe: DedupeSection = field(default_factory=DedupeSection)
+    dedupe: DedupeSection = field(default_factory=DedupeSection)  # what to deduplicate and how (Dolma's dedupe block)
     processes: int = 1
     partitions: int = 0  # shuffle partitions; 0 = 4 per process (at least 4)
     work_dir: str | None = None  # intermediate files; default <root>/dedupe_work/<name> beside documents/

@@ -91,10 +91,10 @@ _GROUP_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 @dataclass
 class TokenizerConfig:
-    name_or_path: str = DEFAULT_TOKENIZER
-    bos_token_id: int | None = None
-    eos_token_id: int | None = OLMO_EOS
-    pad_token_id: int | None = OLMO_PAD
+    name_or_path: str = DEFAULT_TOKENIZER  # a tokenizers JSON file (default: the OLMo tokenizer from the cache)
+    bos_token_id: int | None = None  # id put before each document (OLMo: none)
+    eos_token_id: int | None = OLMO_EOS  # id put after each document
+    pad_token_id: int | None = OLMO_PAD  # padding id
     allow_hub: bool = False  # download a tokenizer name that is not a local file from the model hub
 
 
@@ -103,8 +103,8 @@ class Config:
     """`dolma tokenize` options; Dolma's `dolma tokens` flags keep their names and meaning."""
 
     documents: list[str] = field(default_factory=list)
-    destination: str | None = None
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    destination: str | None = None  # output directory of the token files
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # the tokenizer and its special ids
     dtype: Literal["uint8", "uint16", "uint32", "uint64"] | None = None  # None: from the vocabulary size
     max_size: int = DEFAULT_MAX_SIZE  # bytes per .npy part
     processes: int = 1
@@ -117,8 +117,8 @@ class Config:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is a bad line (see on_error)
     strip_text: bool = True  # strip surrounding whitespace before encoding, as Dolma (empty docs are skipped)
     group: str = "0"  # the <group> in part-<group>-<NNNNN>.npy
-    work_dir: str | None = None
-    keep_work: bool = False
+    work_dir: str | None = None  # where intermediate files go (a directory the tool creates inside it)
+    keep_work: bool = False  # keep the intermediate files
     ignore_existing: bool = False
     debug: bool = False
     ray_address: str | None = None

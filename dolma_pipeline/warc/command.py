@@ -37,7 +37,7 @@ _SUFFIXES = re.compile(r"(\.(gz|lz4|zst|zstd))?(\.(warc|wet|arc))*(\.(gz|lz4|zst
 class TaggerStage:
     """Taggers run before (`pre`: on the HTML) or after (`post`: on the text) extraction."""
 
-    taggers: list[str] = field(default_factory=list)
+    taggers: list[str] = field(default_factory=list)  # tagger names
     skip: bool = False  # drop a page on which none of these taggers gives any span (Dolma's meaning)
 
 
@@ -45,21 +45,21 @@ class TaggerStage:
 class WarcConfig:
     """`dolma warc` options."""
 
-    documents: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)  # WARC or WET files: paths or globs, local or s3://
     destination: list[str] = field(default_factory=list)  # one, or one per `documents` entry (as Dolma)
-    source_name: str | None = None
+    source_name: str | None = None  # the documents' `source` field
     processes: int = 1
-    linearizer: str = "resiliparse"
-    linearizer_options: dict[str, Any] = field(default_factory=dict)
-    pre: TaggerStage = field(default_factory=TaggerStage)
-    post: TaggerStage = field(default_factory=TaggerStage)
+    linearizer: str = "resiliparse"  # HTML to text: resiliparse or trafilatura
+    linearizer_options: dict[str, Any] = field(default_factory=dict)  # options passed to the linearizer
+    pre: TaggerStage = field(default_factory=TaggerStage)  # taggers run on the URL and HTML before extraction
+    post: TaggerStage = field(default_factory=TaggerStage)  # taggers run on the extracted text
     tagger_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     tagger_modules: list[str] = field(default_factory=list)
-    store_html_in_metadata: bool = False
-    format: Literal["html", "wet"] = "html"
-    id_from: Literal["record_id", "payload_digest"] = "record_id"
+    store_html_in_metadata: bool = False  # keep the HTML in metadata.html
+    format: Literal["html", "wet"] = "html"  # warc (HTML responses) or wet (extracted text)
+    id_from: Literal["record_id", "payload_digest"] = "record_id"  # what the document id is derived from
     added: str | None = None  # fixed `added` for every document; default: the file's warcinfo WARC-Date
-    batch_size: int = 64
+    batch_size: int = 64  # documents per batch handed to the taggers
     ignore_existing: bool = False
     dryrun: bool = False
     debug: bool = False
