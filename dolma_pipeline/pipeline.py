@@ -36,7 +36,7 @@ from dolma_pipeline.safety import check_name, redact
 
 log = logging.getLogger(__name__)
 
-DOLMA_COMMANDS = ("warc", "tag", "dedupe", "decontaminate", "mix", "tokenize", "report")
+DOLMA_COMMANDS = ("warc", "tag", "dedupe", "decontaminate", "mix", "tokenize", "report", "train-classifier")
 OTHER_COMMANDS = ("train", "export", "generate")
 
 

@@ -242,6 +242,12 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
         sections.append(("Near-duplicate clusters", f'<img src="{img}"><p>{scan.duplicates:,} documents flagged '
                                                     f'as duplicates of a kept representative.</p>'))
 
+    for stage in by_command["train-classifier"]:
+        from dolma_pipeline.classifier.card import report_section
+
+        scores = {k: v for k, v in scan.doc_scores.items() if "__fasttext_classifier_v1__" in k}
+        sections.append((f"Classifier ({stage.name})", report_section(stage.output, out_dir, stage.name, scores)))
+
     for stage in by_command["decontaminate"]:
         from dolma_pipeline.decontaminate.report import section
 

@@ -160,3 +160,54 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     return value
+
+
+def report_section(output: str, out_dir: str, name: str, scores: dict[str, list[float]]) -> str:
+    """HTML for `dolma report`: the card's validation figures, its precision-recall curves and a
+    histogram of the tagged documents' scores (`scores`: attribute key -> one value per document)."""
+    import html
+    import json
+    import os
+    import shutil
+
+    try:
+        with open(os.path.join(output, "model_card.json")) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return "<p>No model card found.</p>"
+    validation = record.get("validation") or {}
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{m['support']:,}</td><td>{m['precision']:.3f}</td>"
+        f"<td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td><td>{m['roc_auc'] if m['roc_auc'] is not None else '-'}</td></tr>"
+        for label, m in (validation.get("labels") or {}).items())
+    counts = record.get("label_counts", {}).get("train_units_kept", {})
+    accuracy = validation.get("accuracy")
+    text = (f"<p>Model <code>{html.escape(record.get('model_path', ''))}</code>, {html.escape(record.get('mode', ''))} "
+            f"units; training units per label: {html.escape(json.dumps(counts))}; validation: "
+            f"{validation.get('units', 0):,} units, accuracy {accuracy:.4f}</p>" if accuracy is not None else "")
+    table = ("<table><tr><th>label</th><th>support</th><th>precision</th><th>recall</th><th>F1</th>"
+             f"<th>ROC AUC</th></tr>{rows}</table>")
+    curve = os.path.join(output, "pr_curve.png")
+    image = ""
+    if os.path.exists(curve):
+        target = f"classifier_{name}_pr_curve.png"
+        shutil.copyfile(curve, os.path.join(out_dir, target))
+        image = f'<img src="{target}">'
+    histogram = ""
+    if scores:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(scores), figsize=(5 * len(scores), 3.5), squeeze=False)
+        for ax, (key, values) in zip(axes.flat, sorted(scores.items())):
+            ax.hist(values, bins=40, range=(0.0, 1.00001), color="#4c72b0")
+            ax.set_title(f"{key} ({len(values):,} documents)", fontsize=8)
+            ax.set_xlabel("score")
+        fig.tight_layout()
+        target = f"classifier_{name}_scores.png"
+        fig.savefig(os.path.join(out_dir, target))
+        plt.close(fig)
+        histogram = f'<p>Scores of the tagged documents:</p><img src="{target}">'
+    return text + table + image + histogram

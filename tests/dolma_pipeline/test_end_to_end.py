@@ -19,7 +19,7 @@ from dolma_pipeline.pipeline import load_pipeline, run_pipeline
 from dolma_pipeline.warc.sample import bad_records, pydoc_pages, write_warc
 from tests.conftest import REPO
 
-ALL_STAGES = ["web", "tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
+ALL_STAGES = ["web", "classifier", "tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
               "tokenize_train", "tokenize_eval", "train", "export", "sample", "report"]
 TINY_TRAINING = {"model.preset": "tiny", "model.max_sequence_length": 64, "data.sequence_length": 64,
                  "trainer.max_steps": 6, "trainer.eval_interval": 3, "trainer.log_interval": 1,
@@ -90,17 +90,24 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert "What each rule removed: stream train" in report and report.count("Removed by this rule") >= 4
     assert "log x (heavy-tailed)" in report  # count-like scores (word counts) on a log axis
     assert "Decontamination (decontaminate)" in report and "heldout" in report
+    card = json.loads((tmp_path / "classifier" / "model_card.json").read_text())
+    assert card["validation"]["units"] > 0 and card["validation"]["accuracy"] is not None  # a tiny corpus here
+    assert "Classifier (classifier)" in report
+    for image in ("classifier_classifier_pr_curve.png", "classifier_classifier_scores.png"):
+        assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
+    scored = _jsonl(f"{tmp_path}/corpus/attributes/demo/**/*.jsonl.gz")
+    assert all(len(r["attributes"]["demo__fasttext_classifier_v1__hq"]) == 1 for r in scored)
     _screenshot_in_headless_chromium(tmp_path / "report")
 
     chain = {record.stage for record in trace(str(tmp_path / "train"))}
     assert {"train", "tokenize_train", "tokenize_eval", "mix", "tag", "dedupe_paragraphs",
             "dedupe_minhash", "decontaminate", "remove_contamination"} <= chain
     first = trace(str(tmp_path / "corpus" / "attributes" / "demo"))[0]
-    assert first.inputs == [str(tmp_path / "corpus" / "documents")]
+    assert first.inputs == [str(tmp_path / "corpus" / "documents"), str(tmp_path / "classifier")]
 
     assert run_pipeline(load_pipeline(config_file)) == []
     changed = _pipeline_file(tmp_path, min_text_length=400)
-    assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[4:]
+    assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[ALL_STAGES.index("mix"):]
 
 
 def _screenshot_in_headless_chromium(report_dir) -> None:
