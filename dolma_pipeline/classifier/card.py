@@ -162,9 +162,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def report_section(output: str, out_dir: str, name: str, scores: dict[str, list[float]]) -> str:
+def report_section(output: str, out_dir: str, name: str, scores: dict[str, Any]) -> str:
     """HTML for `dolma report`: the card's validation figures, its precision-recall curves and a
-    histogram of the tagged documents' scores (`scores`: attribute key -> one value per document)."""
+    histogram of the tagged documents' scores (`scores`: attribute key -> the report's score sketch)."""
     import html
     import json
     import os
@@ -195,19 +195,12 @@ def report_section(output: str, out_dir: str, name: str, scores: dict[str, list[
         image = f'<img src="{target}">'
     histogram = ""
     if scores:
-        import matplotlib
+        from dolma_pipeline.report_plots import histogram_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(scores), figsize=(5 * len(scores), 3.5), squeeze=False)
-        for ax, (key, values) in zip(axes.flat, sorted(scores.items())):
-            ax.hist(values, bins=40, range=(0.0, 1.00001), color="#4c72b0")
-            ax.set_title(f"{key} ({len(values):,} documents)", fontsize=8)
-            ax.set_xlabel("score")
-        fig.tight_layout()
-        target = f"classifier_{name}_scores.png"
-        fig.savefig(os.path.join(out_dir, target))
-        plt.close(fig)
-        histogram = f'<p>Scores of the tagged documents:</p><img src="{target}">'
+        cells = []
+        for i, key in enumerate(sorted(scores)):
+            img, note = histogram_png(out_dir, f"classifier_{name}_scores_{i}.png", key, {"documents": scores[key]})
+            cells.append(f'<figure><img src="{img}" alt="{html.escape(key)}"><figcaption>{html.escape(note)}'
+                         "</figcaption></figure>")
+        histogram = f"<p>Scores of the tagged documents:</p>{''.join(cells)}"
     return text + table + image + histogram

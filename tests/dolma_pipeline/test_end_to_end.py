@@ -93,7 +93,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     card = json.loads((tmp_path / "classifier" / "model_card.json").read_text())
     assert card["validation"]["units"] > 0 and card["validation"]["accuracy"] is not None  # a tiny corpus here
     assert "Classifier (classifier)" in report
-    for image in ("classifier_classifier_pr_curve.png", "classifier_classifier_scores.png"):
+    for image in ("classifier_classifier_pr_curve.png", "classifier_classifier_scores_0.png"):
         assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
     scored = _jsonl(f"{tmp_path}/corpus/attributes/demo/**/*.jsonl.gz")
     assert all(len(r["attributes"]["demo__fasttext_classifier_v1__hq"]) == 1 for r in scored)
