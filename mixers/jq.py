@@ -260,18 +260,19 @@ class JqExpression:
 
     def __init__(self, text: str):
         self.text = text
+        self.attribute_keys: set[str] = set()
         try:
             tree = _Parser(text).parse()
-        except RecursionError:
+            scalar = compile_scalar(tree)
+            outputs = compile_node(tree) if scalar is None else None
+            _attribute_keys(tree, self.attribute_keys)
+        except RecursionError:  # parsing and compiling recurse on the expression (from the config)
             raise ConfigError(f"jq expression {text[:80]!r}...: nested too deeply") from None
-        scalar = compile_scalar(tree)
         self.scalar = guard(scalar) if scalar is not None else None
         if scalar is not None:
             self.outputs: Fn = guard(lambda v: [scalar(v)])
         else:
-            self.outputs = guard(compile_node(tree))
-        self.attribute_keys: set[str] = set()
-        _attribute_keys(tree, self.attribute_keys)
+            self.outputs = guard(outputs)
 
     def __repr__(self) -> str:
         return f"JqExpression({self.text!r})"

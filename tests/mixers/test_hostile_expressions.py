@@ -189,3 +189,8 @@ def test_max_line_bytes_bounds_attribute_rows_too(tmp_path, capsys):
     assert main(["-c", str(tmp_path / "mix.yaml"), "mix", "--max_line_bytes", "1000"]) == 1
     assert "attributes/e/x.jsonl.gz:2: line longer than max_line_bytes=1000" in "".join(capsys.readouterr())
     assert main(["-c", str(tmp_path / "mix.yaml"), "mix", "--max_line_bytes", "100000"]) == 0
+
+
+def test_a_deeply_nested_expression_is_a_config_error():
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        compile_jq("[" * 5000 + "1" + "]" * 5000)
