@@ -15,7 +15,6 @@ matches, the model itself; `--ignore_existing` redoes everything.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ from dolma_pipeline.classifier.text import PREPARATION
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.errors import ConfigError, DolmaError
 from dolma_pipeline.executor import read_marker, run_shards
+from dolma_pipeline.hashing import file_sha256
 from dolma_pipeline.safety import check_outputs
 
 log = logging.getLogger(__name__)
@@ -98,14 +98,6 @@ def _label_counts(summary_extra: dict[str, Any], config: TrainClassifierConfig) 
         raise DolmaError(f"only one class in the data ({found or 'no labelled units at all'}); "
                          "a classifier needs at least two labels")
     return ({k: train[k] for k in sorted(train)}, {k: valid.get(k, 0) for k in sorted(train)})
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fasttext_args(config: TrainClassifierConfig) -> dict[str, Any]:
@@ -180,15 +172,15 @@ def run(config: TrainClassifierConfig) -> int:
         "card_version": 1,
         "fingerprint": run_fp,
         "model": {name: {"path": os.path.join(output, name), "bytes": os.path.getsize(os.path.join(output, name)),
-                         "sha256": _sha256(os.path.join(output, name))} for name in names},
+                         "sha256": file_sha256(os.path.join(output, name))} for name in names},
         "model_path": os.path.join(output, model_name),
         "labels": labels,
         "mode": config.mode,
         "preparation": PREPARATION,
         "tagger": {"name": "fasttext_classifier_v1",
                    "options": {"model_path": os.path.join(output, model_name), "mode": config.mode}},
-        "data": {"files": files, "train_file_sha256": _sha256(train_path),
-                 "valid_file_sha256": _sha256(valid_path)},
+        "data": {"files": files, "train_file_sha256": file_sha256(train_path),
+                 "valid_file_sha256": file_sha256(valid_path)},
         "label_counts": {"train_units": train_counts, "valid_units": valid_counts,
                          "keep_probability": keep, "train_units_kept": kept_train,
                          "valid_units_kept": kept_valid},
