@@ -104,7 +104,7 @@ def test_dolma_named_taggers_follow_dolma(model_path, texts):
     quality = build("dolma17-quality", model_path=model_path)
     dclm = build("dclm-oh-eli5", model_path=model_path)
     for doc, j_spans, q_spans, d_spans in zip(docs, jigsaw.predict_batch(docs), quality.predict_batch(docs),
-                                              dclm.predict_batch(docs)):
+                                              dclm.predict_batch(docs), strict=True):
         # Dolma: per blingfire sentence, the two labels, the one without "non" first
         expected = []
         for start, end in split_sentences(doc.text):

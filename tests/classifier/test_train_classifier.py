@@ -80,7 +80,7 @@ def test_labels_from_globs_card_curve_and_tagging(labelled, texts):
     docs = texts["docs"][: len(texts["docs"]) // 2]
     assert [r["id"] for r in rows] == [d["id"] for d in docs]
     right = 0
-    for row, doc in zip(rows, docs):
+    for row, doc in zip(rows, docs, strict=True):
         attributes = row["attributes"]
         labels, values = ft.predict(doc["text"].replace("\n", " ").strip(), k=-1)
         expected = {label[len("__label__"):]: round(float(v), 5) for label, v in zip(labels, values)}

@@ -57,7 +57,7 @@ def by_id(root) -> dict[str, tuple[dict, dict]]:
     rows = read_rows(attribute_file(root))
     docs = training_docs()
     assert [r["id"] for r in rows] == [d["id"] for d in docs]  # one row per document, in order
-    return {d["id"]: (d, r) for d, r in zip(docs, rows)}
+    return {d["id"]: (d, r) for d, r in zip(docs, rows, strict=True)}
 
 
 def summary(root) -> dict:

@@ -59,7 +59,7 @@ def test_planted_paragraphs_are_found_in_real_text(tmp_path):
     rows = read_rows(attribute_file(tmp_path / "train"))
     found = {kind: 0 for kind in EDITS}
     total = {kind: 0 for kind in EDITS}
-    for doc, row in zip(train_docs, rows):
+    for doc, row in zip(train_docs, rows, strict=True):
         assert doc["id"] == row["id"]
         spans = [doc["text"][s:e].removesuffix("\n") for s, e, _ in row["attributes"][ATTR]]
         if doc["id"] in planted:

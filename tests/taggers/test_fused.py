@@ -41,7 +41,7 @@ def test_fused_run_equals_separate_runs(tmp_path):
     for name in names:
         assert run(TagConfig(documents=[path], experiment=name, taggers=[name], debug=True)) == 0
         alone = read_attributes(tmp_path, name)
-        for fused_row, alone_row in zip(fused, alone):
+        for fused_row, alone_row in zip(fused, alone, strict=True):
             for key, value in alone_row.items():
                 assert fused_row[key.replace(f"{name}__{name}__", f"fused__{name}__", 1)] == value
 

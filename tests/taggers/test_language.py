@@ -59,9 +59,9 @@ def test_cached_classifier_equals_fasttext(tagger_factory):
              "x" * 300 + " a word longer than the hashed limit, then </s> and an\x00embedded NUL",
              "</s>", "ein satz </s> then english words </s> more", "</s>x is one word, not the end"]
     ours = tagger.scores(texts)
-    for row, text in zip(ours, texts):
+    for row, text in zip(ours, texts, strict=True):
         labels, probabilities = tagger.model.predict(prepare(text), k=-1)
-        for label, p in zip(labels, probabilities):
+        for label, p in zip(labels, probabilities, strict=True):
             assert row[tagger.label_index[label.removeprefix("__label__")]] == pytest.approx(p, abs=1e-4)
         assert tagger.labels[int(np.argmax(row))] == labels[0].removeprefix("__label__")
     # the English taggers evaluate only the tree nodes on the path to `en`: same probability

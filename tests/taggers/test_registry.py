@@ -47,7 +47,7 @@ def test_batch_equals_single(name, tagger_factory):
     batch = tagger.predict_batch([Document.from_fields(str(i), t) for i, t in enumerate(texts)])
     singles = [tagger.predict(Document.from_fields(str(i), t)) for i, t in enumerate(texts)]
     assert len(batch) == len(texts)
-    for got, want in zip(batch, singles):
+    for got, want in zip(batch, singles, strict=True):
         assert [(s.start, s.end, s.type) for s in got] == [(s.start, s.end, s.type) for s in want]
         assert [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-6)
 

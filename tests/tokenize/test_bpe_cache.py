@@ -41,7 +41,7 @@ def cached_ids(encoder: CachedEncoder, texts: list[str]) -> list[list[int]]:
 def assert_same(tokenizer, encoder: CachedEncoder, texts: list[str]) -> None:
     expected = reference(tokenizer, texts)
     got = cached_ids(encoder, texts)
-    for text, want, have in zip(texts, expected, got):
+    for text, want, have in zip(texts, expected, got, strict=True):
         if have != want:
             at = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))
             where = tokenizer.decode(want[max(0, at - 3):at + 3])

@@ -69,7 +69,7 @@ def test_micro_batches_and_prefetch_give_the_same_batches(tmp_path: Path) -> Non
     for step in [0, 1, 2, 7, 3]:
         a, b = plain.batch(step), pre.batch(step)
         assert len(a) == 2 and a[0][0].shape == (4, 10)
-        for (ta, sa), (tb, sb) in zip(a, b):
+        for (ta, sa), (tb, sb) in zip(a, b, strict=True):
             assert np.array_equal(ta, tb) and np.array_equal(sa, sb)
     pre.close()
 

@@ -174,5 +174,5 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
             blk.activation_checkpointing = ac
         model(ids, ids)[0].backward()
         grads.append([p.grad for p in model.parameters()])
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)

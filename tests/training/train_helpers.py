@@ -16,10 +16,7 @@ from training.config import TrainConfig, config_from_dict
 REPO = Path(__file__).resolve().parents[2]
 BYTE_EOS = 256  # byte-level scheme: ids 0..255 are bytes, 256 ends a document
 BYTE_VOCAB = 257
-OLMO_TOKENIZER_PATHS = [
-    Path(os.environ.get("DOLMA_CACHE", "~/.cache/dolma")).expanduser() / "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
-    Path("/tmp/peers/assets/allenai_gpt-neox-olmo-dolma-v1_5.json"),
-]
+OLMO_TOKENIZER = "allenai_gpt-neox-olmo-dolma-v1_5.json"
 
 
 def docstrings() -> list[str]:
@@ -58,8 +55,12 @@ def byte_tokens(texts: list[str]) -> np.ndarray:
     return np.array(out, dtype=np.uint16)
 
 
-def olmo_tokenizer_path() -> Path | None:
-    return next((p for p in OLMO_TOKENIZER_PATHS if p.is_file()), None)
+def olmo_tokenizer_path() -> Path:
+    """The OLMo tokenizer file through the project's own asset cache (`$DOLMA_CACHE`), fetched and checked
+    against its recorded SHA-256 on first use, as `make test` does: the test never depends on a stray copy."""
+    from dolma_pipeline.assets import asset_path
+
+    return Path(asset_path(OLMO_TOKENIZER))
 
 
 def small_config(token_dir: Path, save_folder: Path, **sections: dict[str, Any]) -> TrainConfig:

@@ -48,7 +48,7 @@ def test_documents_have_dolma_fields_ids_and_resiliparse_text(tmp_path, warc_fil
 
     for record in fw.ArchiveIterator(open(warc_file, "rb"), record_types=fw.WarcRecordType.response):
         records[record.headers["WARC-Target-URI"]] = record.headers["WARC-Record-ID"]
-    for doc, page in zip(docs, pages):
+    for doc, page in zip(docs, pages, strict=True):
         assert list(doc) == ["id", "text", "source", "created", "added", "metadata"]
         expected_id = base64.b32encode(hashlib.sha1(records[page.url].encode()).digest()).decode().lower()
         assert doc["id"] == expected_id and doc["source"] == "web"
@@ -174,7 +174,7 @@ def test_pre_and_post_taggers_write_dolma_attributes(tmp_path, warc_file, pages)
     flag = read_docs(root / "attributes" / "test_url_json_v1" / "web" / "pages.jsonl.gz")
     post = read_docs(root / "attributes" / "whitespace_tokenizer_v1" / "web" / "pages.jsonl.gz")
     assert [r["id"] for r in pre] == [r["id"] for r in post] == [r["id"] for r in flag] == [d["id"] for d in docs]
-    for doc, page, p, q in zip(docs, pages, pre, post):
+    for doc, page, p, q in zip(docs, pages, pre, post, strict=True):
         html = page.body.decode().strip()
         assert p["attributes"] == {"char_length_v1__char_length_v1__length": [[0, len(html), float(len(html))]]}
         (key, spans), = q["attributes"].items()
