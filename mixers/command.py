@@ -128,10 +128,12 @@ def run(config: MixConfig) -> int:
     all_units = [u for _, _, units in pending for u in units]
     validated = time.perf_counter()
     executor: dict[str, Any] = {}
+    resumed = 0
     if all_units:
-        executor = run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
-                              debug=config.debug, ignore_existing=config.ignore_existing, desc="mix",
-                              executor=config.executor).executor
+        summary = run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
+                             debug=config.debug, ignore_existing=config.ignore_existing, desc="mix",
+                             executor=config.executor)
+        executor, resumed = summary.executor, summary.files_resumed
     mixed = time.perf_counter()
     for plan, stream_fp, units in pending:
         report, part_paths = _pack(plan, units)
@@ -141,8 +143,9 @@ def run(config: MixConfig) -> int:
         remove_parts(_parts_dir(plan.config), part_paths)
         reports[plan.config.name] = report
 
-    log.info("validated in %.1fs, mixed %d file(s) in %.1fs (Ray start-up included), packed in %.1fs",
-             validated - started, len(all_units), mixed - validated, time.perf_counter() - mixed)
+    log.info("validated in %.1fs, mixed %d file(s) (%d already done) in %.1fs (Ray start-up included), "
+             "packed in %.1fs", validated - started, len(all_units), resumed, mixed - validated,
+             time.perf_counter() - mixed)
     ordered = [reports[s.name] for s in config.streams]
     print(render(ordered), file=sys.stderr)
     if executor:

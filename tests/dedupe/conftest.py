@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from dolma_pipeline.config import load_config
 from dolma_pipeline.dedupe import command
 from dolma_pipeline.dedupe.synthetic import generate, write_corpus
+from tests.sigkill import Case, Outcome
 
 
 @pytest.fixture(scope="session")
@@ -41,23 +43,23 @@ def read_attributes(root, name: str) -> dict[str, bytes]:
     return out
 
 
-def assert_resumes_after_a_crash(monkeypatch, module, stage: str, documents, clean_documents,
-                                 argv: list[str], config_file: str | None, name: str) -> None:
-    """Kill a run at the second shard of `stage`, rerun it, and compare with an uninterrupted run."""
-    assert run_dedupe(["--documents", str(clean_documents / "documents"), *argv], config_file) == 0
-    real = getattr(module, stage)
-    calls = []
+def dedupe_case(name: str, argv: list[str], watch: str, config_file: str | None = None) -> Case:
+    """`dolma dedupe` on 2 processes over a near-duplicate corpus of 6*scale files, to be killed as soon as
+    a shard of the stage whose markers live in `watch` (relative to the corpus root) is complete."""
+    def make(root, scale):
+        docs = generate(num_clusters=12 * scale, variants=3, min_words=60, max_words=120, vocab_size=2000, seed=7)
+        write_corpus(str(root), docs, files=6 * scale)
 
-    def crash_on_second(shard):
-        calls.append(shard)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return real(shard)
+    return Case(make=make,
+                argv=lambda root: [*(["-c", config_file] if config_file else []), "dedupe", "--documents", str(root / "documents"), "--processes", "2", *argv],
+                finished=lambda root: (root / "attributes" / name / command.SUMMARY_NAME).exists(),
+                outputs=lambda root: read_attributes(root, name),
+                watch=lambda root: root / watch)
 
-    monkeypatch.setattr(module, stage, crash_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        run_dedupe(["--documents", str(documents / "documents"), *argv], config_file)
-    monkeypatch.setattr(module, stage, real)
-    assert len(calls) == 2
-    assert run_dedupe(["--documents", str(documents / "documents"), *argv], config_file) == 0
-    assert read_attributes(documents, name) == read_attributes(clean_documents, name)
+
+def assert_resumed_stage(outcome: Outcome, stage: str) -> None:
+    """The rerun kept the shards of `stage` finished before the kill and ran the rest."""
+    found = re.search(rf"stage {stage}: (\d+) shards \((\d+) already done\)", outcome.rerun_log)
+    assert found, outcome.rerun_log[-3000:]
+    total, done = int(found[1]), int(found[2])
+    assert 1 <= len(outcome.at_kill) <= done < total, (stage, len(outcome.at_kill), done, total)

@@ -11,7 +11,8 @@ import pytest
 from dolma_pipeline.dedupe import exact
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.io import write_jsonl
-from tests.dedupe.conftest import assert_resumes_after_a_crash, read_attributes, run_dedupe
+from tests.dedupe.conftest import assert_resumed_stage, dedupe_case, read_attributes, run_dedupe
+from tests.sigkill import sigkill_and_resume
 
 PARA = ["--dedupe.name", "para", "--dedupe.paragraphs.attribute_name", "dup", "--debug"]
 
@@ -92,11 +93,14 @@ def test_partition_count_does_not_change_the_bytes(near_dup_corpus, tmp_path):
     assert read_attributes(near_dup_corpus, "para") == read_attributes(other, "para")
 
 
-@pytest.mark.parametrize("stage", ["exact_map", "exact_reduce", "exact_write"])
-def test_interrupted_run_resumes_to_the_same_bytes(near_dup_corpus, tmp_path, monkeypatch, stage):
-    clean = tmp_path / "clean"
-    shutil.copytree(near_dup_corpus / "documents", clean / "documents")
-    assert_resumes_after_a_crash(monkeypatch, exact, stage, near_dup_corpus, clean, PARA, None, "para")
+@pytest.mark.parametrize("stage, watch", [("map", "dedupe_work/para/exact/map"),
+                                          pytest.param("reduce", "dedupe_work/para/exact/reduce", marks=pytest.mark.slow),
+                                          pytest.param("write", "attributes/para", marks=pytest.mark.slow)])
+def test_sigkilled_run_resumes_to_the_same_bytes(tmp_path, stage, watch):
+    """SIGKILL a real 2-process run once `stage` has finished a shard; the rerun keeps it and ends identical."""
+    case = dedupe_case("para", [a for a in PARA if a != "--debug"], watch)
+    outcome = sigkill_and_resume(case, tmp_path)
+    assert_resumed_stage(outcome, stage)
 
 
 @pytest.mark.ray
@@ -140,8 +144,8 @@ def test_fast_byte_path_hashes_the_same_paragraphs_as_the_text_path(text, skip_e
     assert list(indices) == list(keep) and fast_counts == slow_counts
     assert digests == b"".join(exact._HASH16(pieces[i].encode()).digest() for i in keep)
     # spans in code points, separator included: cutting them all out leaves only the skipped pieces
-    assert [text[s:e].rstrip("\n") for s, e in zip(starts, ends)] == [pieces[i] for i in keep]
-    assert all(text[e - 1] == "\n" for s, e in zip(starts, ends) if e < len(text))
+    assert [text[s:e].rstrip("\n") for s, e in zip(starts, ends, strict=True)] == [pieces[i] for i in keep]
+    assert all(text[e - 1] == "\n" for s, e in zip(starts, ends, strict=True) if e < len(text))
 
 
 def test_a_missing_dedupe_block_is_a_config_error(small):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import shutil
 import subprocess
 
@@ -12,12 +11,12 @@ import numpy as np
 import orjson
 import pytest
 
-from dolma_pipeline.dedupe import components, minhash_stages
 from dolma_pipeline.dedupe.config import MinHashConfig
 from dolma_pipeline.dedupe.minhash import MinHasher, jaccard
 from dolma_pipeline.errors import DataFormatError
 from tests.conftest import DOLMA, REPO
-from tests.dedupe.conftest import assert_resumes_after_a_crash, read_attributes, run_dedupe
+from tests.dedupe.conftest import assert_resumed_stage, dedupe_case, read_attributes, run_dedupe
+from tests.sigkill import sigkill_and_resume
 
 CONFIG = os.path.join(REPO, "configs", "dedupe", "minhash.yaml")
 KEYS = ("minhash__minhash_v1__duplicate", "minhash__minhash_v1__cluster_id", "minhash__minhash_v1__cluster_size")
@@ -32,7 +31,7 @@ def _results(root) -> dict[str, tuple[float, float, float]]:
         with gzip.open(root / "attributes" / "minhash" / name) as fh:
             rows = [orjson.loads(line) for line in fh]
         assert [d["id"] for d in docs] == [r["id"] for r in rows]
-        for doc, row in zip(docs, rows):
+        for doc, row in zip(docs, rows, strict=True):
             spans = [row["attributes"][k] for k in KEYS]
             assert all(s[0][:2] == [0, len(doc["text"])] and isinstance(s[0][2], float) for s in spans)
             out[doc["id"]] = tuple(s[0][2] for s in spans)
@@ -91,11 +90,15 @@ def test_second_run_flags_the_same_documents(near_dup_corpus):
     assert read_attributes(near_dup_corpus, "minhash") == first
 
 
-@pytest.mark.parametrize("stage", ["sign", "verify", "write_attributes"])
-def test_interrupted_run_resumes_to_the_same_bytes(near_dup_corpus, tmp_path, monkeypatch, stage):
-    clean = tmp_path / "clean"
-    shutil.copytree(near_dup_corpus / "documents", clean / "documents")
-    assert_resumes_after_a_crash(monkeypatch, minhash_stages, stage, near_dup_corpus, clean, ["--debug"], CONFIG, "minhash")
+@pytest.mark.parametrize("stage, watch", [("sign", "dedupe_work/minhash/sign"),
+                                          pytest.param("verify", "dedupe_work/minhash/verify", marks=pytest.mark.slow),
+                                          pytest.param("write", "attributes/minhash", marks=pytest.mark.slow)])
+def test_sigkilled_run_resumes_to_the_same_bytes(tmp_path, stage, watch):
+    """SIGKILL a real 2-process `dolma dedupe` once `stage` has finished a shard; rerun; compare bytes."""
+    outcome = sigkill_and_resume(dedupe_case("minhash", [], watch, CONFIG), tmp_path)
+    assert_resumed_stage(outcome, stage)
+    results = _results(outcome.killed)  # one row per document, in document order, in every file
+    assert results == _results(outcome.clean) and sum(dup for dup, _, _ in results.values()) > 0
 
 
 def test_partition_count_does_not_change_the_bytes(near_dup_corpus, tmp_path):
@@ -130,11 +133,19 @@ def test_cli_on_ray_one_and_two_workers_identical(near_dup_corpus, tmp_path):
     env.pop("RAY_ADDRESS", None)
     for root, processes in ((near_dup_corpus, "1"), (other, "2")):
         proc = subprocess.run([*DOLMA, "-c", CONFIG, "dedupe", "--documents", str(root / "documents"),
-                               "--processes", processes], cwd=REPO, env=env, capture_output=True, text=True,
+                               "--processes", processes, "--executor", "ray"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_attributes(near_dup_corpus, "minhash") == read_attributes(other, "minhash")
-    assert components  # the components module is what the Ray run exercised across workers
+    one, two = (orjson.loads((root / "attributes/minhash/dolma_dedupe.summary.json").read_bytes())["summary"]
+                for root in (near_dup_corpus, other))
+    assert one["executor"]["kind"] == two["executor"]["kind"] == "ray"
+    # the 2-process run ran its shards (the components rounds among them) in two distinct Ray workers
+    assert one["executor"]["workers"] == 1 and two["executor"]["workers"] == 2
+    assert len({pid for _, pid in two["executor"]["worker_pids"]}) >= 2
+    for summary in (one, two):  # clusters found and the large/small-star rounds ran on the workers
+        assert summary["extra"]["clusters"] > 0 and summary["extra"]["large_star_seconds"] > 0
+    assert one["extra"]["clusters"] == two["extra"]["clusters"]
 
 
 def test_cli_runs_the_shipped_config_and_rejects_unknown_keys(near_dup_corpus):
@@ -172,37 +183,3 @@ def test_without_the_exact_check_identical_copies_still_cluster(near_dup_corpus,
         assert results[doc_id][1] == results[base][1] and results[doc_id][2] >= 2
     work = near_dup_corpus / "dedupe_work" / "minhash"
     assert (work / "sign").is_dir() and not (work / "shingles").exists()  # no shingle sets without the check
-
-
-@pytest.mark.slow
-def test_killed_process_resumes_to_the_same_bytes(tmp_path, near_dup_docs):
-    """SIGKILL a real `dolma dedupe` once its first stage has finished a file, rerun, compare."""
-    import signal
-    import time
-
-    from dolma_pipeline.dedupe.synthetic import write_corpus
-
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    for root in (killed, clean):
-        write_corpus(str(root), near_dup_docs, files=8)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    argv = ["-c", CONFIG, "dedupe", "--debug"]
-    proc = subprocess.Popen([*DOLMA, *argv, "--documents", str(killed / "documents")], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = killed / "dedupe_work" / "minhash" / "sign" / ".000000.bin.done.json"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    if proc.returncode == 0:
-        pytest.skip("the run finished before it could be killed")
-    assert not (killed / "attributes" / "minhash" / "dolma_dedupe.summary.json").exists()
-    logs = {}
-    for root in (killed, clean):
-        done = subprocess.run([*DOLMA, *argv, "--documents", str(root / "documents")], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        logs[root] = done.stderr
-    assert re.search(r"stage sign: 8 shards \([1-9]\d* already done\)", logs[killed])  # resumed, not redone
-    assert read_attributes(killed, "minhash") == read_attributes(clean, "minhash")

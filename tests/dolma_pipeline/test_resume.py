@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from dolma_pipeline.io import write_jsonl
 from tests.conftest import DOLMA, REPO, make_docs, read_tree
+from tests.sigkill import Case, sigkill_and_resume
 
 FLAKY = '''
 import os, time
@@ -87,30 +88,32 @@ def test_failed_worker_then_resume_matches_uninterrupted_run(corpus, tmp_path):
     assert _attributes(corpus) == _attributes(clean)
 
 
-def test_sigkill_of_the_driver_then_resume(tmp_path):
-    plugin = tmp_path / "flaky.py"
-    plugin.write_text(FLAKY)
-    for root in ("killed", "clean"):
-        for i in range(6):
-            write_jsonl(str(tmp_path / root / "documents" / f"part-{i}.jsonl.gz"), make_docs(f"p{i}", 20))
-    args = ["--taggers", "flaky_length_v1", "--tagger_modules", str(plugin), "--debug"]
-    cmd = [*DOLMA, "tag", "--documents", f"{tmp_path / 'killed'}/documents/*", "--experiment", "exp", *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "FLAKY_SLEEP": "0.02"}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    attrs = tmp_path / "killed" / "attributes" / "exp"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (attrs / ".part-1.jsonl.gz.done.json").exists():
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = [n for n in os.listdir(attrs) if n.endswith(".done.json")]
-    assert 1 <= len(done) < 6, "the run must be killed mid-way"
-    resumed = _tag(tmp_path / "killed", *args)
-    assert "already done" in resumed.stdout
-    _tag(tmp_path / "clean", *args)
-    assert _attributes(tmp_path / "killed") == _attributes(tmp_path / "clean")
-    leftovers = [n for n in os.listdir(attrs) if ".tmp-" in n]
-    assert leftovers == []
+def _tag_case() -> Case:
+    def make(root, scale):
+        for i in range(8 * scale):
+            write_jsonl(str(root / "documents" / f"part-{i:03d}.jsonl.gz"), make_docs(f"p{i}", 50 * scale))
+
+    return Case(make=make,
+                argv=lambda root: ["tag", "--documents", f"{root}/documents/*", "--experiment", "exp", "--taggers",
+                                   "char_length_v1", "whitespace_tokenizer_v1", "--processes", "2"],
+                finished=lambda root: (root / "attributes/exp/dolma_tag.summary.json").exists(),
+                outputs=lambda root: _attributes(root),
+                watch=lambda root: root / "attributes")
+
+
+def test_sigkill_of_a_two_process_run_then_resume(tmp_path):
+    outcome = sigkill_and_resume(_tag_case(), tmp_path)
+    files = len(list((outcome.killed / "documents").iterdir()))
+    assert len(outcome.at_kill) < files  # cut mid-way: the rerun had files left to tag
+    done = re.search(r"(\d+) processed, (\d+) already done", outcome.rerun_log)
+    assert done and int(done[2]) >= len(outcome.at_kill) and int(done[1]) + int(done[2]) == files, outcome.rerun_log
+    # markers of the files finished before the kill were kept, not rewritten by the rerun
+    assert all(outcome.after[name] == mtime for name, mtime in outcome.at_kill.items())
+    ids = [json.loads(line)["id"] for data in _attributes(outcome.killed).values()
+           for line in gzip.decompress(data).splitlines()]
+    want = [json.loads(line)["id"] for data in read_tree(outcome.killed / "documents").values()
+            for line in gzip.decompress(data).splitlines()]
+    assert sorted(ids) == sorted(want)  # every document tagged exactly once
 
 
 def test_rerun_skips_whatever_the_path_spelling(corpus):

@@ -8,12 +8,14 @@ import os
 import re
 
 import pytest
+import yaml
 
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.io import iter_raw_lines
 from mixers import command
 from mixers.config import MixConfig
-from tests.mixers.conftest import DUP, GOPHER, PARA, PII, attribute_rows, stream_config
+from tests.mixers.conftest import DUP, GOPHER, PARA, PII, attribute_rows, build_corpus, stream_config
+from tests.sigkill import Case, sigkill_and_resume
 
 
 def run_mix(streams: list[dict], **top) -> int:
@@ -143,32 +145,31 @@ def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path, executor):
     assert one["executor"]["worker_pids"][0] not in two["executor"]["worker_pids"]
 
 
-def test_interrupted_run_resumes_to_identical_bytes(mix_corpus, tmp_path, monkeypatch):
-    root, _ = mix_corpus
-    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
-    sized = {"max_size_in_bytes": 2000, "discard_fields": ["attributes"]}
-    run_mix([stream_config(root, clean, output={"path": str(clean), **sized})])
+def _mix_case() -> Case:
+    """`dolma mix` on 2 processes over 8*scale files, sized shards: killed once one file's parts are done."""
+    def make(root, scale):
+        build_corpus(root, files=8 * scale, per_file=40 * scale)
+        out = root / "out"
+        stream = stream_config(root, out, output={"path": str(out), "max_size_in_bytes": 2000,
+                                                  "discard_fields": ["attributes"]})
+        (root / "mix.yaml").write_text(yaml.safe_dump({"streams": [stream], "processes": 2}))
 
-    calls = []
-    real = command.mix_file
+    return Case(make=make, argv=lambda root: ["-c", str(root / "mix.yaml"), "mix"],
+                finished=lambda root: (root / "out" / ".mixed.mix.done.json").exists(),
+                outputs=lambda root: tree_bytes(root / "out"),
+                watch=lambda root: root / "out" / ".parts")
 
-    def dies_on_third_file(shard):
-        calls.append(shard.input)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(shard)
-    monkeypatch.setattr(command, "mix_file", dies_on_third_file)
-    stream = stream_config(root, resumed, output={"path": str(resumed), **sized})
-    with pytest.raises(KeyboardInterrupt):
-        run_mix([stream])
-    assert not [n for n in os.listdir(resumed) if not n.startswith(".")]  # no final shard yet
-    calls.clear()
-    run_mix([stream])
-    assert len(calls) == 1  # the two finished files were not redone
-    assert tree_bytes(clean) == tree_bytes(resumed)
-    calls.clear()
-    run_mix([stream])  # a finished stream is skipped entirely
-    assert calls == [] and tree_bytes(clean) == tree_bytes(resumed)
+
+def test_sigkilled_run_resumes_to_identical_bytes(tmp_path):
+    """SIGKILL a real 2-process `dolma mix` once a file's parts are complete; the rerun keeps those files."""
+    outcome = sigkill_and_resume(_mix_case(), tmp_path)
+    files = len(list((outcome.killed / "documents").iterdir()))
+    assert 1 <= len(outcome.at_kill) < files
+    resumed = re.search(rf"mixed {files} file\(s\) \((\d+) already done\)", outcome.rerun_log)
+    assert resumed and len(outcome.at_kill) <= int(resumed[1]) < files, outcome.rerun_log[-3000:]
+    assert not (outcome.killed / "out" / ".parts").exists()  # parts packed into shards, then removed
+    ids = [r["id"] for r in read_output(outcome.killed / "out")]
+    assert len(ids) == len(set(ids)) and ids == [r["id"] for r in read_output(outcome.clean / "out")]
 
 
 def test_cli_runs_a_dolma_config_unchanged(mix_corpus, tmp_path):

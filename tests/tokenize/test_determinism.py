@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 
@@ -9,9 +10,9 @@ import pytest
 
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.errors import DataFormatError
-from dolma_pipeline.executor import marker_path
 from dolma_pipeline.tokenize.command import SUMMARY_NAME, Config, run
 from dolma_pipeline.tokenize.tokenfile import list_parts, metadata_path, read_rows
+from tests.sigkill import Case, sigkill_and_resume
 
 from .conftest import make_docs, truncate, write_docs
 
@@ -48,22 +49,37 @@ def test_resume_after_a_failed_run_gives_the_same_bytes(corpus, tmp_path):
     assert part_bytes(resumed) == part_bytes(clean)
 
 
-def test_interrupted_part_writing_resumes_to_the_same_bytes(corpus, tmp_path):
-    out = str(tmp_path / "out")
-    tokenize(corpus, out, keep_work=True)
-    before = part_bytes(out)
-    parts = list_parts(out)
-    # Simulate a kill: one part and one encoded input lost, with their markers; a stale temporary left behind.
-    for path in (parts[1], marker_path(parts[1])):
-        os.remove(path)
-    encoded = sorted(p for p in os.listdir(os.path.join(out, ".tokenize-work", "encoded")) if p.endswith(".tokens"))
-    os.remove(os.path.join(out, ".tokenize-work", "encoded", encoded[0]))
-    with open(os.path.join(out, f".{os.path.basename(parts[0])}.tmp-deadbeef0000"), "wb") as fh:
-        fh.write(b"partial")
-    summary = tokenize(corpus, out)
-    assert summary["files_resumed"] == 2 and summary["parts_resumed"] == len(parts) - 1
-    assert part_bytes(out) == before
-    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+def _tokenize_case(watch: str) -> Case:
+    """`dolma tokenize` on 2 processes over 8*scale files, small parts; killed once a shard of the stage
+    whose markers are in `watch` is complete: the encoded inputs, or the parts (the destination itself)."""
+    def make(root, scale):
+        for i in range(8 * scale):
+            write_docs(str(root / "documents" / f"f{i:03d}.jsonl.gz"), make_docs(f"f{i}", 40 * scale))
+
+    return Case(make=make,
+                argv=lambda root: ["tokenize", "--documents", str(root / "documents" / "*.jsonl.gz"), "--destination",
+                                   str(root / "out"), "--processes", "2", "--max_size", "2000"],
+                finished=lambda root: (root / "out" / SUMMARY_NAME).exists(),
+                outputs=lambda root: part_bytes(str(root / "out")),
+                watch=lambda root: root / "out" / watch, recursive=watch != "")
+
+
+@pytest.mark.parametrize("stage, watch", [("files", ".tokenize-work/encoded"),
+                                          pytest.param("parts", "", marks=pytest.mark.slow)])
+def test_sigkilled_run_resumes_to_the_same_bytes(tmp_path, stage, watch):
+    """SIGKILL a real 2-process `dolma tokenize` once a shard of a stage is complete; rerun; compare bytes."""
+    outcome = sigkill_and_resume(_tokenize_case(watch), tmp_path)
+    with open(outcome.killed / "out" / SUMMARY_NAME) as fh:
+        summary = json.load(fh)
+    total = summary["files"] if stage == "files" else len(list_parts(str(outcome.killed / "out")))
+    assert 1 <= len(outcome.at_kill) <= summary[f"{stage}_resumed"] < total, (summary, len(outcome.at_kill))
+    ids = [row.id for part in list_parts(str(outcome.killed / "out")) for row in read_rows(metadata_path(part))]
+    assert len(ids) == len(set(ids)) == summary["documents"] == total_docs(outcome.killed)  # each once
+    assert not (outcome.killed / "out" / ".tokenize-work").exists()
+
+
+def total_docs(root) -> int:
+    return sum(1 for p in (root / "documents").iterdir() for _ in gzip.open(p))
 
 
 def test_rerun_of_a_finished_run_does_nothing_and_a_changed_input_reruns(corpus, tmp_path, capsys):
