@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -53,17 +54,72 @@ def test_all_languages_threshold(tagger_factory):
     assert [s.type for s in spans] == ["fr"]
 
 
+EDGE_CASES = [ENGLISH, FRENCH, "", "東京は日本の首都です。", "Ein kurzer deutscher Satz mit\tTab.", "a " * 500,
+              "x" * 300 + " a word longer than the hashed limit, then </s> and an\x00embedded NUL",
+              "</s>", "ein satz </s> then english words </s> more", "</s>x is one word, not the end"]
+PARITY_TEXTS = 2400
+
+
+def _round_robin(groups: dict[str, list[str]], n: int) -> list[str]:
+    """Up to n texts, taking one from each language in turn (so no language crowds out the others)."""
+    out: list[str] = []
+    queues = [list(reversed(texts)) for _, texts in sorted(groups.items())]
+    while len(out) < n and any(queues):
+        for queue in queues:
+            if queue and len(out) < n:
+                out.append(queue.pop())
+    return out
+
+
+def multilingual_texts(n: int = PARITY_TEXTS) -> tuple[list[str], int]:
+    """Real human-written texts in many languages, and the number of languages.
+
+    The test corpus when present ($DOLMA_TEST_CORPUS, default /tmp/dolma-corpus/dolma: `lid_eval` paragraphs
+    and `multilingual` documents with their language labels); otherwise the system's manual pages in every
+    language it ships (dolma_pipeline/demo_data.py), whole and cut into paragraphs."""
+    import glob
+    import gzip
+
+    import orjson
+
+    corpus = os.environ.get("DOLMA_TEST_CORPUS", "/tmp/dolma-corpus/dolma")
+    groups: dict[str, list[str]] = {}
+    files = sorted(glob.glob(f"{corpus}/lid_eval/documents/*.jsonl.gz"))[:1]
+    files += sorted(glob.glob(f"{corpus}/multilingual/documents/*.jsonl.gz"))[:1]
+    for path in files:
+        with gzip.open(path) as fh:
+            for line in fh:
+                doc = orjson.loads(line)
+                groups.setdefault(doc["metadata"].get("lang_base", "?"), []).append(doc["text"])
+    if not groups:
+        from dolma_pipeline.demo_data import manpages
+
+        for doc in manpages(limit_per_language=40):
+            pieces = [doc["text"], *(p for p in doc["text"].split("\n\n") if len(p.strip()) > 20)]
+            groups.setdefault(doc["metadata"]["lang"], []).extend(pieces)
+    return _round_robin(groups, n), len(groups)
+
+
 def test_cached_classifier_equals_fasttext(tagger_factory):
     tagger = tagger_factory("ft_lang_id_doc_v1")
-    texts = [ENGLISH, FRENCH, "", "東京は日本の首都です。", "Ein kurzer deutscher Satz mit\tTab.", "a " * 500,
-             "x" * 300 + " a word longer than the hashed limit, then </s> and an\x00embedded NUL",
-             "</s>", "ein satz </s> then english words </s> more", "</s>x is one word, not the end"]
+    real, languages = multilingual_texts()
+    # never silently fewer: thousands of real texts in many languages, plus the edge cases
+    assert len(real) == PARITY_TEXTS and languages >= 15, (len(real), languages)
+    texts = EDGE_CASES + real
     ours = tagger.scores(texts)
-    for row, text in zip(ours, texts, strict=True):
+    assert ours.shape == (len(texts), len(tagger.labels))
+    # fastText's own probabilities; the labels it leaves out (probability underflowed) are 0
+    expected = np.zeros_like(ours)
+    top = []
+    for i, text in enumerate(texts):
         labels, probabilities = tagger.model.predict(prepare(text), k=-1)
         for label, p in zip(labels, probabilities, strict=True):
-            assert row[tagger.label_index[label.removeprefix("__label__")]] == pytest.approx(p, abs=1e-4)
-        assert tagger.labels[int(np.argmax(row))] == labels[0].removeprefix("__label__")
+            expected[i, tagger.label_index[label.removeprefix("__label__")]] = p
+        top.append(tagger.label_index[labels[0].removeprefix("__label__")])
+    bad = np.nonzero(np.abs(ours - expected).max(axis=1) > 1e-4)[0]
+    assert not len(bad), texts[bad[0]]
+    assert np.array_equal(np.argmax(ours, axis=1), np.array(top))
+    assert len(set(top)) >= 15  # the texts really are in many languages, as fastText itself sees them
     # the English taggers evaluate only the tree nodes on the path to `en`: same probability
     english = tagger_factory("ft_lang_id_en_doc_v2").scores(texts)
     assert english.shape == (len(texts), 1)
