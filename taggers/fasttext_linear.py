@@ -108,14 +108,18 @@ class LinearFastText:
         self.word_ids: dict[bytes, int] = {}
         self.labels: list[str] = []
         counts: list[int] = []
-        for i in range(size):
-            word = reader.cstring()
-            count, kind = reader.unpack("qb")
+        entry, find, pos = struct.Struct("<qb"), data.find, reader.pos
+        for i in range(size):  # word, NUL, int64 count, int8 type
+            end = find(b"\0", pos)
+            word = data[pos:end]
+            count, kind = entry.unpack_from(data, end + 1)
+            pos = end + 10
             if kind == 0:
                 self.word_ids[word] = i
             else:
                 self.labels.append(word.decode("utf-8", "replace"))
                 counts.append(count)
+        reader.pos = pos
         self.bucket_rows: np.ndarray | None = None  # bucket -> input row, -1 pruned; None: not pruned
         if prune_size > 0:
             pairs = reader.array(np.int32, 2 * prune_size).reshape(-1, 2).astype(np.int64)
@@ -148,8 +152,9 @@ class LinearFastText:
             data = reader.data
 
             def dense(start: int, stop: int) -> np.ndarray:
+                # copied: rows at an odd file offset are unaligned, which keeps BLAS off the product
                 return np.frombuffer(data, dtype=np.float32, count=(stop - start) * dim,
-                                     offset=offset + start * dim * 4).reshape(stop - start, dim)
+                                     offset=offset + start * dim * 4).reshape(stop - start, dim).copy()
 
             return dense, rows
         qnorm, rows, dim, codesize = reader.unpack("?qqi")
