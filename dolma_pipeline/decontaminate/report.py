@@ -10,6 +10,7 @@ from typing import Any
 from dolma_pipeline import io
 from dolma_pipeline.config import from_dict
 from dolma_pipeline.decontaminate.command import SUMMARY_NAME, Config, make_plan
+from dolma_pipeline.errors import DolmaError
 from dolma_pipeline.reader import read_documents
 
 COLUMNS = (("documents_contaminated", "documents"), ("paragraph_spans", "paragraphs"),
@@ -39,8 +40,11 @@ def examples(config: Any, limit: int = 8, width: int = 160) -> list[tuple[str, s
 
 def section(stage_config: dict[str, Any]) -> str:
     """HTML: per evaluation set counts from the run's summary, how exact they are, and examples."""
-    config = from_dict(Config, stage_config)
-    plan = make_plan(config, claim=False)
+    try:
+        config = from_dict(Config, stage_config)
+        plan = make_plan(config, claim=False)
+    except DolmaError as e:  # inputs moved or removed since the run: say so instead of failing the report
+        return f"<p>Decontamination inputs not available: {html.escape(str(e))}</p>"
     path = os.path.join(plan.attribute_root, SUMMARY_NAME)
     try:
         with open(path) as fh:

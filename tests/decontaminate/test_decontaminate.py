@@ -242,3 +242,15 @@ def test_cli_and_mix_drop_contaminated_documents(training, eval_set, tmp_path):
     assert len(cut) == len(training_docs())
     assert not any(EVAL[0] in r["text"] for r in cut if r["id"] == "plant-verbatim")
     assert next(r for r in cut if r["id"] == "plant-case")["text"] == f"{CLEAN[0]}\n{CLEAN[1]}"
+
+
+def test_report_section_shows_counts_and_what_was_found(training, eval_set):
+    from dolma_pipeline.decontaminate.report import section
+
+    config = base_config(str(training / "documents"), eval_set)
+    assert run_decon([], config) == 0
+    page = section(config)
+    assert "<td>heldout</td><td>5</td>" in page  # documents contaminated
+    assert "Exact index" in page and EVAL[0][:40] in page
+    config["documents"] = [str(training / "moved-away" / "*.jsonl.gz")]
+    assert "not available" in section(config)
