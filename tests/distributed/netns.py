@@ -7,7 +7,7 @@ directory is visible to another node or to the driver, as on separate machines; 
 must see go to a shared directory outside `/tmp` (the stand-in for a cluster's shared filesystem).
 
 Where the kernel refuses namespaces (no root, no CAP_NET_ADMIN), `Fabric` falls back to loopback
-addresses 127.0.0.2, .3, ... with no isolation at all; `Fabric.notes` says so and the tests report it.
+addresses 127.0.0.1, .2, ... with no isolation at all; `Fabric.notes` says so and the tests report it.
 
 `RayNodes` starts `ray start --head` in node 0 and `ray start --address=...` in the others, runs a
 driver inside node 0's namespaces, and kills a node with SIGKILL (its raylet, workers and agents at once).
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+STARTED = "Ray runtime started."  # what `ray start` prints once the node has joined
 NOT_TASKS = {"ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent"}  # idle workers and a node's agents
 
 
@@ -102,7 +103,8 @@ class Fabric:
     def _loopback(self, why: str) -> None:
         self.namespaces = []
         self.host = "127.0.0.1"
-        self.addresses = [f"127.0.0.{i + 2}" for i in range(self.count)]
+        # node 0 on this machine's own loopback address: a driver started here must find a raylet at its IP
+        self.addresses = [f"127.0.0.{i + 1}" for i in range(self.count)]
         self.notes = f"{why}: fell back to loopback addresses {', '.join(self.addresses)}, no isolation"
 
     def _create(self) -> None:
@@ -175,9 +177,10 @@ class RayNodes:
     def __init__(self, fabric: Fabric, num_cpus: Sequence[int], env: dict[str, str], log_dir: Path):
         self.fabric, self.num_cpus, self.env, self.log_dir = fabric, list(num_cpus), env, log_dir
         self.procs: list[subprocess.Popen] = []
-        self.port = self.PORT if fabric.isolated else _free_port()
+        self.port = self.PORT if fabric.isolated else free_port()
         self.address = f"{fabric.addresses[0]}:{self.port}"
         self.dead: set[int] = set()
+        self._restarts: dict[int, int] = {}  # start-up messages already in a node's log before a restart
 
     def _node_argv(self, node: int) -> list[str]:
         ip = self.fabric.addresses[node]
@@ -188,7 +191,7 @@ class RayNodes:
         else:
             argv += [f"--address={self.address}"]
         if not self.fabric.isolated:  # nodes share this machine's ports and /tmp
-            argv += [f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}"]
+            argv += [f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"]
         return argv
 
     def _start_node(self, node: int) -> subprocess.Popen:
@@ -197,24 +200,33 @@ class RayNodes:
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def start(self, timeout: float = 240, attempts: int = 3) -> None:
-        """Head first, then the workers; a node whose start-up times out (a loaded machine) is started again."""
+        """Head first, then the workers; a node whose start-up times out (a loaded machine) is started again.
+
+        Start-up is followed in the nodes' logs (`ray start` prints "Ray runtime started."), which costs
+        nothing, rather than by probing with a driver (a Python process and a Ray connection each time).
+        """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs = [self._start_node(0)]
-        self.wait_for_nodes(1, timeout)
+        self._wait_started([0], timeout, attempts)
         self.procs += [self._start_node(node) for node in range(1, len(self.num_cpus))]
+        self._wait_started(list(range(1, len(self.num_cpus))), timeout, attempts)
+        self.wait_for_nodes(len(self.num_cpus), timeout)
+
+    def _wait_started(self, nodes: list[int], timeout: float, attempts: int) -> None:
         deadline = time.time() + timeout
         restarts = 0
-        while len(self.alive_nodes()) < len(self.num_cpus):
-            for node, proc in enumerate(self.procs):
-                if proc.poll() is not None:
+        while not all(self.node_log(node).count(STARTED) > self._restarts.get(node, 0) for node in nodes):
+            for node in nodes:
+                if self.procs[node].poll() is not None:
                     if node == 0 or restarts >= attempts:
                         raise RuntimeError(f"ray node {node} exited: {self.node_log(node)[-3000:]}")
                     kill_all(self.node_pids(node))
+                    self._restarts[node] = self.node_log(node).count(STARTED)
                     self.procs[node] = self._start_node(node)
                     restarts += 1
             if time.time() > deadline:
-                raise RuntimeError(f"Ray cluster at {self.address} did not reach {len(self.num_cpus)} nodes")
-            time.sleep(1)
+                raise RuntimeError(f"Ray nodes {nodes} did not start: {self.node_log(nodes[0])[-3000:]}")
+            time.sleep(0.5)
 
     def driver(self, argv: Sequence[str]) -> list[str]:
         """`argv` as a driver on the head node (its namespaces), joining the cluster through RAY_ADDRESS."""
@@ -222,7 +234,7 @@ class RayNodes:
 
     def alive_nodes(self) -> list[dict]:
         probe = ("import json, ray; ray.init(logging_level='ERROR'); "
-                 "print(json.dumps([{'ip': n['NodeManagerAddress'], 'cpus': n['Resources'].get('CPU', 0)} "
+                 "print(json.dumps([{'ip': n['NodeManagerAddress'], 'id': n['NodeID'], 'cpus': n['Resources'].get('CPU', 0)} "
                  "for n in ray.nodes() if n['Alive']]))")
         out = subprocess.run(self.driver([sys.executable, "-c", probe]), env=self.env, capture_output=True,
                              text=True, timeout=120)
@@ -301,7 +313,7 @@ class TaskSampler(threading.Thread):
         self.join()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:

@@ -11,6 +11,7 @@ running a shard of the MinHash stage: the commands still exit 0 and the bytes ar
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -177,6 +178,12 @@ def test_chain_on_three_nodes_matches_local_run(cluster, local_bytes, s3_server,
             assert rc == 0, f"{name} on the cluster: {stderr[-4000:]}"
     print(f"cluster chain seconds: {timings}; nodes seen running tasks (samples): {sampler.seen}")
     assert set(sampler.seen) == {1, 2}  # both worker nodes ran shards; the head (0 CPUs) none
+    # and the summaries say so: the Ray node ids that ran tag's and tokenize's shards are the two workers'
+    workers = {n["id"] for n in cluster.alive_nodes() if n["ip"] != cluster.fabric.addresses[0]}
+    tag = json.loads(client.get_object(Bucket=BUCKET, Key="corpus/attributes/exp/dolma_tag.summary.json")["Body"].read())
+    tokens = json.loads(client.get_object(Bucket=BUCKET, Key="tokens/dolma_tokenize.summary.json")["Body"].read())
+    assert len(workers) == 2
+    assert set(tag["summary"]["executor"]["nodes"]) == workers == set(tokens["executor"]["nodes"])
     assert objects(client) == local_bytes
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.distributed.netns import descendants, free_port, kill_all
 from tests.training.train_helpers import byte_tokens, docstrings, small_config, write_tokens
 from training.checkpoint import step_dirs
 from training.config import save_config
@@ -68,6 +69,7 @@ def node_env(fabric) -> dict[str, str]:
 
 
 def start_nodes(fabric, cfg: Path, port: int, log_dir: Path) -> list[subprocess.Popen]:
+    port = port if fabric.isolated else free_port()  # on loopback the ports are this machine's
     procs = []
     for rank in (0, 1):
         argv = [*TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
@@ -165,8 +167,6 @@ def test_node_killed_then_job_restarted_resumes_with_same_losses(fabric, tokens,
 
 def _kill_node_of(fabric, node: int, proc: subprocess.Popen) -> list[int]:
     """SIGKILL every process of a node (its namespace, or its process tree on loopback)."""
-    from tests.distributed.netns import descendants, kill_all
-
     pids = fabric.pids(node) if fabric.isolated else (descendants(proc.pid) if proc.poll() is None else [])
     kill_all(pids)
     try:
