@@ -7,8 +7,9 @@ truncated (fastwarc alone returns the short payload of a truncated member as if 
 member's records are parsed by fastwarc.
 
 Other files (`.warc`, `.warc.lz4`, `.warc.zst`) are read by fastwarc as one stream. A record shorter than
-its `Content-Length` is reported as truncated; a stream error ends the file with a problem naming the
-offset after the last good record.
+its `Content-Length` is reported as truncated; data fastwarc cannot parse is a problem at the offset of
+the last good record, after which a plain `.warc` is read on from the next line that starts a record
+(a compressed stream cannot be resumed: the rest of that file is not read).
 """
 
 from __future__ import annotations
@@ -54,8 +55,55 @@ def iter_warc(path: str) -> Iterator[Record | Problem]:
                     yield member
                 else:
                     yield from _records(_io.BytesIO(member[1]), member[0], per_member=True)
-        else:
+        elif path.endswith((".lz4", ".zst", ".zstd")) or not _seekable(raw):
             yield from _records(raw, 0, per_member=False)
+        else:
+            yield from _plain_records(raw)
+
+
+def _seekable(raw: IO[bytes]) -> bool:
+    try:
+        return bool(raw.seekable())
+    except (AttributeError, OSError):
+        return False
+
+
+def _plain_records(raw: IO[bytes]) -> Iterator[Record | Problem]:
+    """Records of an uncompressed WARC file; after data fastwarc cannot parse, reading resumes at the next
+    line that starts a WARC record (`WARC/1.`), past the last good record's block."""
+    base = 0
+    while True:
+        raw.seek(base)
+        resume_from = None
+        for item in _records(raw, base, per_member=False):
+            if isinstance(item, Record):
+                resume_from = item.offset + len(item.block)
+            elif item.problem.startswith("unreadable WARC data"):
+                resume_from = max(resume_from or 0, item.offset + 1)
+                yield item
+                break
+            yield item
+        else:
+            return
+        base = _next_record_start(raw, resume_from)
+        if base is None:
+            return
+
+
+def _next_record_start(raw: IO[bytes], start: int) -> int | None:
+    """The offset of the next line starting with `WARC/1.` at or after `start`, or None."""
+    raw.seek(max(0, start - 1))
+    position, tail = max(0, start - 1), b""
+    while True:
+        chunk = raw.read(CHUNK)
+        if not chunk:
+            return None
+        data = tail + chunk
+        found = data.find(b"\nWARC/1.")
+        if found >= 0:
+            return position - len(tail) + found + 1
+        tail = data[-8:]
+        position += len(chunk)
 
 
 def _records(stream: IO[bytes], base: int, per_member: bool) -> Iterator[Record | Problem]:
@@ -65,7 +113,7 @@ def _records(stream: IO[bytes], base: int, per_member: bool) -> Iterator[Record 
     last_end = base
     try:
         for record in ArchiveIterator(stream, parse_http=False, fsspec_args=False):
-            offset = base if per_member else record.stream_pos
+            offset = base if per_member else record.stream_pos  # the stream's own position: absolute after a seek
             headers = {k: v for k, v in record.headers.items()}
             block = record.reader.read() if record.reader is not None else b""
             found = True

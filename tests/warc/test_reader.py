@@ -113,13 +113,18 @@ def test_empty_and_non_warc_files(tmp_path):
     assert len(items) == 1 and isinstance(items[0], Problem) and items[0].offset == 0
 
 
-def test_garbage_in_a_plain_warc_is_reported_after_the_last_good_record(tmp_path, pages):
+def test_garbage_in_a_plain_warc_is_one_problem_and_reading_resumes(tmp_path, pages):
     path = str(tmp_path / "plain.warc")
     write_warc(path, pages[:3], gzip_records=False)
     offsets = [i.offset for i in _records(path)]
     data = open(path, "rb").read()
+    junk = b"GARBAGE LINE\r\nmore junk\r\n\r\n"
     bad = tmp_path / "bad.warc"
-    bad.write_bytes(data[: offsets[3]] + b"GARBAGE LINE\r\nmore junk\r\n\r\n" + data[offsets[3] :])
+    bad.write_bytes(data[: offsets[3]] + junk + data[offsets[3] :])
     items = _records(str(bad))
-    assert [i.offset for i in items[:-1]] == offsets[:3] and all(isinstance(i, Record) for i in items[:-1])
-    assert isinstance(items[-1], Problem) and items[-1].reason == "bad_warc_record" and items[-1].offset == offsets[2]
+    problems = [i for i in items if isinstance(i, Problem)]
+    assert len(problems) == 1 and problems[0].reason == "bad_warc_record" and problems[0].offset == offsets[2]
+    records = [i for i in items if isinstance(i, Record)]
+    assert [r.offset for r in records] == offsets[:3] + [o + len(junk) for o in offsets[3:]]
+    assert [r.headers["WARC-Target-URI"] for r in records if r.type == "response"] == [p.url for p in pages[:3]]
+    assert bad.read_bytes()[records[3].offset :].startswith(b"WARC/1.")
