@@ -11,9 +11,10 @@ Same input files, same machine, same run:
   `LocalPipelineExecutor(workers=1)`, so every task runs in the calling process, timed the same way.
   Our run on Ray with P processes is also timed (wall seconds, and the CPU-seconds its workers report).
 - Exact paragraph dedupe, docs/s (wall, fresh process, P processes): `dolma dedupe` with
-  configs/dedupe/paragraphs.yaml, on an embedded Ray cluster (`executor: ray`, the default: includes
-  Ray's start-up) and on a local process pool (`executor: local`), vs dolma 1.2.1's Rust `dolma dedupe`
-  with a fresh Bloom filter (it uses P threads).
+  configs/dedupe/paragraphs.yaml as a user types it (`executor: auto`, the default: the local process
+  pool on one machine), and with `--executors default,ray,local` also on an embedded Ray cluster
+  (includes Ray's start-up) or a forced local pool, vs dolma 1.2.1's Rust `dolma dedupe` with a fresh
+  Bloom filter (it uses P threads). Rounds alternate ours and dolma's; the load average is printed.
 
 This file also runs under datatrove's own venv (`--datatrove-worker`), so it imports only the standard
 library at the top.
@@ -196,41 +197,43 @@ def bench_minhash(args, work: str) -> dict:
 
 
 def bench_paragraphs(args, work: str) -> dict:
-    """Rounds of (ours with Ray, ours with a local pool, dolma), interleaved so that a change in the
-    machine's load hits all three alike; the ratios use the median wall times."""
+    """Rounds of (ours with each executor asked for, dolma), interleaved so that a change in the machine's
+    load hits all alike; the ratios use the median wall times."""
     import statistics
 
     config = os.path.join(REPO, "configs", "dedupe", "paragraphs.yaml")
     print(f"Exact paragraph dedupe: {args.paragraph_documents}, {args.processes} processes, "
-          f"{args.repeat} round(s)")
-    runs: dict[str, list[tuple[float, float]]] = {"ray": [], "local": [], "dolma": []}
+          f"{args.repeat} round(s); load average {load_average()}")
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    runs: dict[str, list[tuple[float, float]]] = {**{e: [] for e in executors}, "dolma": []}
     docs = 0
     have_dolma = os.path.exists(args.dolma)
     if not have_dolma:
         print(f"  dolma 1.2.1: skipped ({args.dolma} not found; run ../shared/bench/setup_peers.sh)")
     for _ in range(args.repeat):
-        for executor in ("ray", "local"):
+        for executor in executors:
             docs_dir = stage_corpus(args.paragraph_documents, os.path.join(work, f"ours_para_{executor}"))
-            wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes), "--executor", executor],
-                                         config)
+            chosen = [] if executor == "default" else ["--executor", executor]
+            wall, summary = run_ours_cli(docs_dir, ["--processes", str(args.processes), *chosen], config)
             docs = summary["documents"]
             runs[executor].append((wall, summary["process_cpu_s"]))
-            print(f"  ours ({executor + ')':<6} {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process; "
+            print(f"  ours ({executor + ')':<8} {wall:6.1f} s wall  {docs / wall:8,.0f} docs/s (fresh process; "
                   f"stages {summary['seconds']:.1f} s; workers {summary['extra'].get('cpu_seconds', 0):.1f} CPU-s, "
-                  f"process tree {summary['process_cpu_s']:.1f} CPU-s)")
+                  f"process tree {summary['process_cpu_s']:.1f} CPU-s; ran {summary.get('executor', {}).get('kind', '?')}; "
+                  f"load {load_average()})")
         if have_dolma:
             peer_wall, peer_cpu = run_dolma_paragraphs(args, work)
             runs["dolma"].append((peer_wall, peer_cpu))
             print(f"  dolma 1.2.1:  {peer_wall:6.1f} s wall  {docs / peer_wall:8,.0f} docs/s (Rust, fresh Bloom "
-                  f"filter; process tree {peer_cpu:.1f} CPU-s)")
+                  f"filter; process tree {peer_cpu:.1f} CPU-s; load {load_average()})")
     median = {k: statistics.median(w for w, _ in v) for k, v in runs.items() if v}
-    out: dict = {"documents": docs, "runs": runs, "median_wall_s": median}
+    out: dict = {"documents": docs, "runs": runs, "median_wall_s": median, "load_average": load_average()}
     if have_dolma:
-        for executor in ("ray", "local"):
+        for executor in executors:
             out[f"ratio_{executor}"] = median["dolma"] / median[executor]
             print(f"  median docs/s: ours ({executor}) {docs / median[executor]:,.0f}, dolma "
-                  f"{docs / median['dolma']:,.0f}: ratio {out[f'ratio_{executor}']:.2f}")
-        ours_spans = count_spans(os.path.join(work, "ours_para_local"), "dedupe_para", "bff_duplicate_paragraph_spans")
+                  f"{docs / median['dolma']:,.0f}: ratio {out[f'ratio_{executor}']:.2f}x (load {load_average()})")
+        ours_spans = count_spans(os.path.join(work, f"ours_para_{executors[0]}"), "dedupe_para", "bff_duplicate_paragraph_spans")
         dolma_spans = count_spans(os.path.join(work, "dolma_para"), "dedupe_para", "bff_duplicate_paragraph_spans")
         out.update(ours_flagged_spans=ours_spans, dolma_flagged_spans=dolma_spans)
         print(f"  duplicate paragraph spans flagged: ours {ours_spans:,}, dolma {dolma_spans:,} "
@@ -256,6 +259,12 @@ def run_dolma_paragraphs(args, work: str) -> tuple[float, float]:
     return wall, cpu
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, and the CPU count: the context of every timing."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs"
+
+
 def count_spans(root: str, name: str, attribute: str) -> int:
     import gzip
 
@@ -277,6 +286,8 @@ def main() -> None:
     parser.add_argument("--paragraph-documents", default=DEFAULT_PARAGRAPH_DOCS)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the paragraph benchmark (median)")
+    parser.add_argument("--executors", default="default",
+                        help="comma-separated: default (no --executor flag), ray, local, serial")
     parser.add_argument("--dt-python", default=DEFAULT_DT_PYTHON)
     parser.add_argument("--dolma", default=DEFAULT_DOLMA)
     parser.add_argument("--only", choices=["minhash", "paragraphs"])

@@ -28,6 +28,7 @@ from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.decontaminate.config import DecontaminateConfig
 from dolma_pipeline.decontaminate.index import META, EvalShard, build_index, index_eval_file
 from dolma_pipeline.decontaminate.probe import ProbeShard, WriteShard, probe_file, write_file
+from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.command import StageRunner
 from dolma_pipeline.dedupe.plan import attribute_path
 from dolma_pipeline.errors import ConfigError
@@ -98,7 +99,7 @@ def make_plan(config: DecontaminateConfig, claim: bool = True) -> Plan:
 def _build(config: DecontaminateConfig, plan: Plan, runner: StageRunner) -> tuple[str, dict[str, Any]]:
     """Stage 1: the index (reused when its inputs and settings are unchanged); returns (dir, metadata)."""
     section = config.dedupe
-    index_settings = {"version": FORMAT_VERSION, "normalize": to_dict(section.normalize),
+    index_settings = {"version": FORMAT_VERSION, "hash": exact.UNIT_HASH, "normalize": to_dict(section.normalize),
                       "paragraphs": to_dict(section.paragraphs) if section.paragraphs else None,
                       "n": section.ngrams.n if section.ngrams else None,
                       "bloom": to_dict(config.bloom_filter) if config.bloom_filter else None}

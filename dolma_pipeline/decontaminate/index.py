@@ -4,7 +4,7 @@ Stage 1 (`index_eval_file`, one shard per evaluation file on the executor) keeps
 paragraphs of at least `min_words` words and, for n-gram mode, the normalised words of each document.
 Stage 2 (`build_index`, once) merges them:
 
-- paragraphs: BLAKE2b-128 digests (dedupe's paragraph hashing) sorted by (h0, h1), a 64-bit mask of the
+- paragraphs: XXH3-128 digests (dedupe's paragraph hashing, `exact.UNIT_HASH`) sorted by (h0, h1), a 64-bit mask of the
   evaluation sets holding each paragraph, and the paragraph texts themselves, so every hit is verified
   against the text: exact mode has no false positives, whatever the hash width;
 - n-grams: the evaluation vocabulary (a training word outside it cannot be part of a match), every

@@ -77,7 +77,7 @@ def _exact_rules(config: DedupeConfig) -> exact.UnitRules:
 def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
     rules = _exact_rules(config)
     partitions = config.num_partitions
-    plan = make_plan(config, [FORMAT_VERSION, "exact", to_dict(rules)])
+    plan = make_plan(config, [FORMAT_VERSION, "exact", exact.UNIT_HASH, to_dict(rules)])
     map_files = [plan.stage_dir("exact", "map", f"{i:06d}.bin") for i in range(len(plan.files))]
     reduce_files = [plan.stage_dir("exact", "reduce", f"{p:05d}.bin") for p in range(partitions)]
     skeletons = [plan.stage_dir("exact", "documents", f"{i:06d}.bin") for i in range(len(plan.files))]

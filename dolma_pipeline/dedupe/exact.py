@@ -1,7 +1,7 @@
 """Exact dedupe of whole documents (by a key) or of paragraphs, in three deterministic stages.
 
-1. map, per input file: hash (BLAKE2b-128) every unit that is eligible for dedupe and write the
-   records (hash, ref, paragraph index) into one partitioned file, partitioned by hash.
+1. map, per input file: hash (XXH3-128, `UNIT_HASH`) every unit that is eligible for dedupe and write
+   the records (hash, ref, paragraph index) into one partitioned file, partitioned by hash.
 2. reduce, per partition: sort by (hash, ref, paragraph); the first record of each hash is the copy
    that is kept, every other one is a duplicate. Duplicates go to a file partitioned by input file.
 3. write, per input file: read its duplicates from every reducer and write the attribute file.
@@ -9,6 +9,14 @@
 The kept copy is the first in (file path, line, paragraph) order, independent of workers and timing,
 and a rerun over the same inputs computes the same answer (no state survives between runs other than
 finished, fingerprinted stage outputs).
+
+The hash: XXH3-128 (the `xxhash` package, xxHash 0.8's reference C), ~5x faster per paragraph than
+BLAKE2b-128 through hashlib, which was most of the map's CPU. Two units are one when their 128-bit
+digests are equal, never compared by text: for n distinct units the chance that any two of them collide
+is at most n(n-1)/2 / 2^128 (10^12 paragraphs: < 1.5e-15), assuming XXH3's output behaves as random on
+natural text, which its SMHasher results support. XXH3 is not a cryptographic hash: text crafted to
+collide with a chosen paragraph could be flagged as its duplicate (dolma's Bloom filter has the same
+exposure, with a far larger false-positive rate).
 """
 
 from __future__ import annotations
@@ -16,13 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from hashlib import blake2b as _blake2b
+from itertools import compress
 from operator import methodcaller
 from typing import Any
 
 import numpy as np
 import orjson
+import xxhash
 
 from dolma_pipeline import io
 from dolma_pipeline.dedupe.partfile import read_segment_from_all, write_partitioned, write_segments
@@ -39,6 +47,8 @@ HASH_RECORD = np.dtype([("h0", "<u8"), ("h1", "<u8"), ("ref", "<u8"), ("para", "
                         ("end", "<u4")])
 DUP_RECORD = np.dtype([("ref", "<u8"), ("para", "<u4"), ("start", "<u4"), ("end", "<u4")])
 BYTES = np.dtype([("b", "u1")])
+# the units' hash; part of every fingerprint that depends on digests (a change redoes those stage outputs)
+UNIT_HASH = "xxh3_128"
 
 
 @dataclass
@@ -146,44 +156,48 @@ def hash_units(raw: dict, text: str, rules: UnitRules, key_parts: list[str], cou
         # min_length / min_words look at the document text: the key may be a URL that has no words.
         text_rules = UnitRules("documents", min_length=rules.min_length, min_words=rules.min_words)
         if eligible_indices([text], text_rules, counts):
-            return [0], _HASH16(blob.encode("utf-8", "surrogatepass")).digest(), [len(text)], False
+            return [0], _HASH16(blob.encode("utf-8", "surrogatepass")), [len(text)], False
         return [], b"", [], False
     if not (rules.min_length or rules.min_words):
         return _hash_paragraph_bytes(text, rules, counts)
     pieces, trailing = paragraph_pieces(text, rules.separator)
     keep = eligible_indices(pieces, rules, counts)
-    digests = b"".join(map(_DIGEST, map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep])))
+    digests = b"".join(map(_HASH16, [pieces[i].encode("utf-8", "surrogatepass") for i in keep]))
     return keep, digests, list(map(len, pieces)), trailing
 
 
-_HASH16 = partial(_blake2b, digest_size=16)
-_DIGEST = methodcaller("digest")
+_HASH16 = xxhash.xxh3_128_digest  # bytes -> 16 bytes
 # the ASCII characters str.isspace() accepts (bytes.isspace() lacks \x1c-\x1f)
 _ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
+_STRIP = methodcaller("strip", _ASCII_SPACE)
 
 
 def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -> Units:
     """The fast path without length limits: encode once, split the bytes (UTF-8 splits on the encoded
-    separator exactly as the text does), hash with C-level maps. Same digests as the text path."""
+    separator exactly as the text does), select and hash with C-level maps (no Python step per
+    paragraph for ASCII text). Same digests as the text path."""
     pieces = text.encode("utf-8", "surrogatepass").split(rules.separator.encode("utf-8", "surrogatepass"))
     trailing = len(pieces) > 1 and pieces[-1] == b""
     if trailing:
         pieces.pop()
     ascii_text = text.isascii()  # O(1) for a str
+    n = len(pieces)
     if rules.skip_empty:
-        if ascii_text:  # no Unicode whitespace to look for
-            keep = [i for i, piece in enumerate(pieces) if piece.strip(_ASCII_SPACE)]
-        else:
-            keep = [i for i, piece in enumerate(pieces) if (rest := piece.strip(_ASCII_SPACE))
-                    and (rest.isascii() or not rest.decode("utf-8", "surrogatepass").isspace())]
-        counts["skipped_empty"] += len(pieces) - len(keep)
-        chosen = [pieces[i] for i in keep]
+        stripped = list(map(_STRIP, pieces))  # b"" (falsy) for an empty or ASCII-blank piece
+        keep: list[int] | range = list(compress(range(n), stripped))
+        if ascii_text:
+            chosen = list(compress(pieces, stripped))
+        else:  # a piece of Unicode blanks only (e.g. U+3000) is empty too
+            keep = [i for i in keep if stripped[i].isascii()
+                    or not stripped[i].decode("utf-8", "surrogatepass").isspace()]
+            chosen = [pieces[i] for i in keep]
+        counts["skipped_empty"] += n - len(keep)
     else:
-        keep, chosen = range(len(pieces)), pieces
+        keep, chosen = range(n), pieces
     counts["units_considered"] += len(keep)
     # offsets are code points: byte lengths are those only for ASCII text
     lengths = list(map(len, pieces if ascii_text else paragraph_pieces(text, rules.separator)[0]))
-    return keep, b"".join(map(_DIGEST, map(_HASH16, chosen))), lengths, trailing
+    return keep, b"".join(map(_HASH16, chosen)), lengths, trailing
 
 
 # ------------------------------------------------------------------------------------------------ stages
