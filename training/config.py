@@ -204,6 +204,7 @@ class EvaluationConfig:
     tasks: list[TaskConfig] = field(default_factory=list)  # multiple-choice tasks
     stride: int | None = None  # sliding-window stride for long documents; None -> half the context
     batch_size: int | None = None  # sequences per forward; None -> trainer.micro_batch_size
+    max_documents: int | None = None  # per source: the first N documents in file order (None: all)
     interval: int | None = None  # None -> trainer.eval_interval
 
 

@@ -225,3 +225,13 @@ def test_next_sentence_task_from_documents_is_seeded_and_real(eval_files) -> Non
         doc_text = " ".join(next(d for d in docs if d.id == q.where.split("#")[0]).text.split())
         assert q.context + " " + gold in doc_text  # the real next sentence of that document
         assert len(set(q.choices)) == len(q.choices) >= 2
+
+
+def test_max_documents_keeps_the_first_of_each_source(eval_files) -> None:
+    from training.eval.suite import _first_per_source
+
+    docs = read_documents([eval_files["docs"]])
+    kept = _first_per_source(docs, 2)
+    assert [d.id for d in kept] == [d.id for d in docs if d.id in {x.id for x in kept}]
+    assert sorted(d.source for d in kept) == ["long", "long", "short", "short"]
+    assert _first_per_source(docs, None) == docs

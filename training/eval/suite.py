@@ -9,6 +9,18 @@ from training.eval.multiple_choice import MultipleChoiceTask
 from training.eval.perplexity import PerplexityEvaluator
 
 
+def _first_per_source(docs: list, limit: int | None) -> list:
+    if limit is None:
+        return docs
+    seen: dict[str, int] = {}
+    out = []
+    for d in docs:
+        if seen.get(d.source, 0) < limit:
+            seen[d.source] = seen.get(d.source, 0) + 1
+            out.append(d)
+    return out
+
+
 class EvalSuite:
     def __init__(self, cfg: EvaluationConfig, tokenizer: TokenizerConfig, tokenizer_file: str | None,
                  max_len: int, batch_size: int) -> None:
@@ -20,7 +32,8 @@ class EvalSuite:
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
         self.batch_size = cfg.batch_size or batch_size
         self.perplexity = (
-            PerplexityEvaluator(read_documents(cfg.documents), encoder, self.eos, max_len, cfg.stride)
+            PerplexityEvaluator(_first_per_source(read_documents(cfg.documents), cfg.max_documents), encoder,
+                                self.eos, max_len, cfg.stride)
             if cfg.documents else None
         )
         self.tasks = [MultipleChoiceTask(t, encoder, self.eos, max_len) for t in cfg.tasks]
