@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +83,13 @@ def make_plan(config: DecontaminateConfig, claim: bool = True) -> Plan:
         marker = f"/{section.document_dir.strip('/')}/"
         cut = files[0].rfind(marker)
         work_dir = os.path.join(files[0][:cut] if cut >= 0 else base.rstrip("/"), "decontaminate_work", section.name)
-    else:  # remote documents: the index must be a local file to be memory-mapped
-        work_dir = os.path.join(tempfile.gettempdir(), "dolma_decontaminate", fingerprint([files, section.name]))
+    else:  # remote documents: the index must be a local file to be memory-mapped; this user's cache (0700),
+        # not the shared /tmp where another user could plant files or links in its place
+        from dolma_pipeline.assets import cache_dir
+
+        parent = os.path.join(cache_dir(), "decontaminate-work")
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        work_dir = os.path.join(parent, fingerprint([files, section.name]))
     if io.is_remote(work_dir):
         raise ConfigError(f"work_dir {work_dir} must be a local directory (or one shared by every node): the "
                           "evaluation index is memory-mapped from it")
