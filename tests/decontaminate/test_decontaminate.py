@@ -254,3 +254,34 @@ def test_report_section_shows_counts_and_what_was_found(training, eval_set):
     assert "Exact index" in page and EVAL[0][:40] in page
     config["documents"] = [str(training / "moved-away" / "*.jsonl.gz")]
     assert "not available" in section(config)
+
+
+def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, eval_set, monkeypatch, capsys):
+    from dolma_pipeline.decontaminate import command
+
+    docs = training_docs()
+    for name in ("clean_run", "killed_run"):
+        for part in range(3):
+            write_corpus(tmp_path / name, docs[part::3], f"part-{part}.jsonl.gz")
+    clean = base_config(str(tmp_path / "clean_run" / "documents"), eval_set)
+    assert run_decon(["--debug", "true"], clean) == 0
+    real, calls = command.probe_file, []
+
+    def killed_on_second(shard):
+        calls.append(shard)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(shard)
+
+    monkeypatch.setattr(command, "probe_file", killed_on_second)
+    killed = base_config(str(tmp_path / "killed_run" / "documents"), eval_set)
+    with pytest.raises(KeyboardInterrupt):
+        run_decon(["--debug", "true"], killed)
+    monkeypatch.setattr(command, "probe_file", real)
+    capsys.readouterr()
+    assert run_decon(["--debug", "true"], killed) == 0
+    assert "1 already done" in capsys.readouterr().out
+    for part in range(3):
+        name = f"part-{part}.jsonl.gz"
+        assert open(attribute_file(tmp_path / "killed_run", name), "rb").read() == \
+            open(attribute_file(tmp_path / "clean_run", name), "rb").read()
