@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from dolma_pipeline import io
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.decontaminate.config import DecontaminateConfig
@@ -116,8 +118,6 @@ def _build(config: DecontaminateConfig, plan: Plan, runner: StageRunner) -> tupl
     index_dir = io.join(plan.work_dir, "index")
     meta_path = io.join(index_dir, META)
     if not config.ignore_existing and io.exists(meta_path):
-        import orjson
-
         meta = orjson.loads(io.read_text(meta_path))
         if meta.get("fingerprint") == index_fp:
             log.info("evaluation index %s is up to date", index_dir)
@@ -129,15 +129,14 @@ def _build(config: DecontaminateConfig, plan: Plan, runner: StageRunner) -> tupl
     io.remove(meta_path)
     meta = build_index([s.output for s in shards], [s.name for s in config.evaluation], section,
                        config.bloom_filter, index_dir, index_fp)
-    meta["eval_read"] = {k: v for k, v in {"documents": summary.documents, **summary.extra}.items()
-                         if k.startswith("eval_") or k == "documents"}
+    meta["eval_read"] = {k: v for k, v in {"documents": summary.documents, "lines_skipped": summary.lines_skipped,
+                                           **summary.extra}.items()
+                         if k.startswith("eval_") or k in ("documents", "lines_skipped")}
     io.write_text(meta_path, _json(meta))
     return index_dir, meta
 
 
 def _json(data: Any) -> str:
-    import orjson
-
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
 
 
