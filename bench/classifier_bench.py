@@ -105,6 +105,7 @@ def main() -> int:
     paths = select_files(args.documents, args.files)
     n_docs = count_documents(paths)
     workdir = args.keep or tempfile.mkdtemp(prefix="classifier_bench_")
+    os.makedirs(workdir, exist_ok=True)
     try:
         model = args.model or train_model(paths, workdir, args.ours)
         module = os.path.join(workdir, "bench_classifier_peer.py")

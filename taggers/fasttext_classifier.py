@@ -133,18 +133,23 @@ class FastTextClassifierTagger(Tagger):
     def predict(self, doc: Document) -> list[Span]:
         return self.predict_batch([doc])[0]
 
+    def batch_spans(self, units: list[tuple[int, int]], values: np.ndarray) -> list[list[Span]]:
+        """The spans of every scored unit of a batch (taggers with many units override it, vectorised)."""
+        return [self.unit_spans(start, end, row) for (start, end), row in zip(units, values)]
+
     def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
         self.setup()
         assert self.model is not None
         pieces = [split_units(doc.text, self.mode) for doc in docs]
+        units = [unit for spans in pieces for unit in spans]
         lines = [self.prepare(doc.text[s:e]) for doc, spans in zip(docs, pieces) for s, e in spans]
-        values = self.model.values(lines, self.TOP_K)
+        per_unit = self.batch_spans(units, self.model.values(lines, self.TOP_K))
         out, row = [], 0
         for spans in pieces:
             doc_spans: list[Span] = []
-            for start, end in spans:
-                doc_spans.extend(self.unit_spans(start, end, values[row]))
-                row += 1
+            for unit_spans in per_unit[row: row + len(spans)]:
+                doc_spans.extend(unit_spans)
+            row += len(spans)
             out.append(doc_spans)
         return out
 
@@ -178,6 +183,12 @@ class FastTextClassifier(FastTextClassifierTagger):
     def unit_spans(self, start: int, end: int, values: np.ndarray) -> list[Span]:
         return [Span(start, end, label, float(values[column])) for column, label in self.columns]
 
+    def batch_spans(self, units: list[tuple[int, int]], values: np.ndarray) -> list[list[Span]]:
+        names = [label for _, label in self.columns]
+        picked = values[:, [column for column, _ in self.columns]].tolist()
+        return [[Span(start, end, name, value) for name, value in zip(names, row)]
+                for (start, end), row in zip(units, picked)]
+
 
 @TAGGERS.register("jigsaw_hatespeech_document_v2")
 class JigsawHatespeechDocument(FastTextClassifierTagger):
@@ -192,13 +203,18 @@ class JigsawHatespeechDocument(FastTextClassifierTagger):
                               "Dolma's jigsaw taggers read two")
 
     def unit_spans(self, start: int, end: int, values: np.ndarray) -> list[Span]:
+        return self.batch_spans([(start, end)], values[None, :])[0]
+
+    def batch_spans(self, units: list[tuple[int, int]], values: np.ndarray) -> list[list[Span]]:
         # Dolma: the two most likely labels, the one without "non" in its name first
         assert self.model is not None
-        order = np.argsort(-values, kind="stable")[:2]
-        first, second = (self.model.labels[i] for i in order)
-        if "non" in first:
-            order = order[::-1]
-        return [Span(start, end, self.model.labels[i], float(values[i])) for i in order]
+        labels = self.model.labels
+        order = np.argsort(-values, axis=1, kind="stable")[:, :2]
+        swap = np.array(["non" in label for label in labels])[order[:, 0]]
+        order[swap] = order[swap][:, ::-1]
+        picked = np.take_along_axis(values, order, axis=1).tolist()
+        return [[Span(start, end, labels[a], va), Span(start, end, labels[b], vb)]
+                for (start, end), (a, b), (va, vb) in zip(units, order.tolist(), picked)]
 
 
 @TAGGERS.register("jigsaw_hatespeech_sentence_v2")

@@ -58,6 +58,17 @@ def _blingfire() -> Any:
     return _BLINGFIRE
 
 
+_BUFFER: Any = None
+
+
+def _output_buffer(capacity: int) -> Any:
+    """A reused output buffer of at least `capacity` bytes (blingfire's wrapper makes a new one per call)."""
+    global _BUFFER
+    if _BUFFER is None or len(_BUFFER) < capacity:
+        _BUFFER = ctypes.create_string_buffer(max(capacity, 2 * len(_BUFFER) if _BUFFER is not None else 1 << 16))
+    return _BUFFER
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Dolma's sentences (blingfire 0.1.8 `text_to_sentences_and_offsets`), as character offsets.
 
@@ -70,7 +81,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     size = len(data)
     lib = _blingfire()
     capacity = 2 * size
-    out = ctypes.create_string_buffer(capacity)
+    out = _output_buffer(capacity)
     starts = np.zeros(capacity, dtype=np.int32)
     ends = np.zeros(capacity, dtype=np.int32)
     pointer = ctypes.POINTER(ctypes.c_int32)
@@ -79,7 +90,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
                                              ctypes.c_int(capacity))
     if written == -1 or written > capacity:
         return []
-    count = out.value.count(b"\n") + 1
+    text_out = out.raw[:written]  # the wrapper reads its zero-filled buffer up to the first NUL
+    count = text_out[: text_out.find(b"\0")].count(b"\n") + 1 if b"\0" in text_out else text_out.count(b"\n") + 1
     targets = np.empty(2 * count, dtype=np.int64)
     targets[0::2] = starts[:count]
     targets[1::2] = ends[:count].astype(np.int64) + 1  # blingfire's ends are inclusive
