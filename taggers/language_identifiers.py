@@ -1,0 +1,85 @@
+"""The engine of Dolma's language identifiers other than fastText (`cld2_*`, `cld3_*`, `langdetect_*`,
+`lingua_*`), each in its own `language_<library>.py` module.
+
+A tagger is an identifier (`scores(texts) -> [[(language, score), ...], ...]`, batched so libraries that
+run batches in parallel can) plus Dolma's options for the name: the whole document or each non-empty
+paragraph; every language or only `en` (0 when the identifier does not report it); `not_<lang>` = 1 -
+score spans; the character-weighted document score `doc_en` / `doc_not_en`. The models ship inside the
+libraries' PyPI wheels, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tagger import Tagger
+from taggers.paragraphs import paragraph_bounds
+
+Scores = list[tuple[str, float]]
+
+
+class LanguageIdentifierTagger(Tagger):
+    """Base of the library-backed language taggers; subclasses define `load()` and `scores()`."""
+
+    PARAGRAPHS: ClassVar[bool] = False
+    NEGATIVE: ClassVar[bool] = True
+    ENGLISH_ONLY: ClassVar[bool] = False
+    DOC_SCORE: ClassVar[bool] = False
+    LIBRARY: ClassVar[str] = ""  # the PyPI package, named in the error when it is missing
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.engine: Any = None
+
+    def load(self) -> Any:
+        """Build the library's identifier (once per worker)."""
+        raise NotImplementedError
+
+    def scores(self, texts: list[str]) -> list[Scores]:
+        """(language, score) pairs of each text, in the library's order."""
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        if self.engine is None:
+            try:
+                self.engine = self.load()
+            except ImportError as e:
+                raise ConfigError(f"tagger {self.name} needs the PyPI package {self.LIBRARY} "
+                                  f"(pip install {self.LIBRARY}): {e}") from None
+
+    def _pairs(self, texts: list[str]) -> list[Scores]:
+        self.setup()
+        out = self.scores(texts) if texts else []
+        if self.ENGLISH_ONLY:
+            out = [[(lang, s) for lang, s in pairs if lang == "en"] or [("en", 0.0)] for pairs in out]
+        return out
+
+    def predict(self, doc: Document) -> list[Span]:
+        return self.predict_batch([doc])[0]
+
+    def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
+        if self.PARAGRAPHS:
+            units = [paragraph_bounds(doc) for doc in docs]
+        else:
+            units = [[(0, len(doc.text))] for doc in docs]
+        pairs = iter(self._pairs([doc.text[s:e] for doc, bounds in zip(docs, units) for s, e in bounds]))
+        out = []
+        for doc, bounds in zip(docs, units):
+            spans = [Span(s, e, lang, float(score)) for s, e in bounds for lang, score in next(pairs)]
+            if self.NEGATIVE:
+                spans += [Span(s.start, s.end, f"not_{s.type}", 1.0 - s.score) for s in spans]
+            if self.DOC_SCORE:
+                spans += document_english(spans, len(doc.text))
+            out.append(spans)
+        return out
+
+
+def document_english(spans: list[Span], length: int) -> list[Span]:
+    """Dolma's `doc_en` (characters of `en` spans weighted by their score, over the text's length) and
+    `doc_not_en` = 1 - `doc_en`; both 0 for an empty text."""
+    if not length:
+        return [Span(0, 0, "doc_en", 0.0), Span(0, 0, "doc_not_en", 0.0)]
+    doc_en = sum((s.end - s.start) * s.score for s in spans if s.type == "en") / length
+    return [Span(0, length, "doc_en", doc_en), Span(0, length, "doc_not_en", 1.0 - doc_en)]

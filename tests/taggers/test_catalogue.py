@@ -1,0 +1,139 @@
+"""Dolma's tagger catalogue: every name dolma 1.2.1 registers, and hand-checked values of the new families."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+from dolma_pipeline.documents import Document
+from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tagger import TAGGERS
+from taggers.code import copyright_spans
+from taggers.repetitions import periodic_runs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Dolma's content classifiers are issue 14's (trained and loaded fastText classifiers), not this catalogue's.
+CONTENT_CLASSIFIERS = {"jigsaw_hatespeech_document_v2", "jigsaw_hatespeech_sentence_v2", "jigsaw_nsfw_document_v1",
+                       "jigsaw_nsfw_sencence_v2", "dolma17-quality", "dclm-oh-eli5"}
+
+
+def dolma_names() -> list[str]:
+    with open(os.path.join(HERE, "data", "dolma_1_2_1_taggers.txt")) as f:
+        return f.read().split()
+
+
+def spans(name: str, text: str, **options) -> list[tuple]:
+    tagger = TAGGERS.get(name)(**options)
+    tagger.setup()
+    return [tuple(s) for s in tagger.predict(Document.from_fields("d", text))]
+
+
+def test_lengths_hand_checked():
+    text = "Hello, world!\n\n  \n!!! ???\nnaïve café 42\n"
+    assert spans("bytes_length_v1", text) == [(0, len(text), "bytes", float(len(text.encode())))]
+    assert spans("char_length_strip_ws_v1", "  ab \n") == [(0, 6, "length_no_ws", 2.0)]
+    assert spans("doc_count_v1", "") == [(0, 0, "docs", 1.0)]
+    # paragraphs: [0,14) "Hello, world!\n", [18,26) "!!! ???\n", [26,40) "naïve café 42\n"; blank lines dropped
+    assert spans("char_length_with_paragraphs_v1", text) == [
+        (0, 14, "paragraph", 14.0), (18, 26, "paragraph", 8.0), (26, 40, "paragraph", 14.0),
+        (0, 40, "document", 40.0)]
+    assert spans("not_alphanum_paragraph_v1", text) == [(18, 26, "all_punct", 1.0)]
+    assert spans("not_alphanum_paragraph_v1", "only words\n") == [(0, 11, "all_punct", 0.0)]
+    # UAX #29 words without spaces: Hello , world ! | ! ! ! ? ? ? | naïve café 42
+    assert spans("uniseg_length_paragraphs_with_doc_length_v1", text)[-2:] == [
+        (0, 40, "document", 13.0), (0, 40, "negative_document", -13.0)]
+    with_empty = spans("uniseg_length_paragraphs_with_empty_v1", text)
+    assert (14, 15, "paragraph", 0.0) in with_empty and len(with_empty) == 10
+
+
+def test_repetitions_hand_checked():
+    text = "ab ab ab ab ab end\nno repeat here"
+    got = spans("repetitions_v1", text)
+    assert got[0] == (0, 14, "repetition", 5.0)
+    assert got[1:] == [(0, 33, "doc_max_score_repetition", 5.0), (0, 33, "doc_max_length_repetition", 14.0),
+                       (0, 33, "doc_frac_repetition", 14 / 33)]
+    assert spans("repetitions_v1", "") == [(0, 0, "doc_max_score_repetition", 0.0),
+                                           (0, 0, "doc_max_length_repetition", 0.0),
+                                           (0, 0, "doc_frac_repetition", 0.0)]
+    assert spans("tokenizer_repetitions_v2r2", "nothing repeats in this sentence") == []
+
+
+def _brute_force_periodic(ids: list[int], max_period: int = 13) -> set[tuple[int, int, int]]:
+    """Dolma's alignment-based search, written the slow obvious way (rows of `period` ids)."""
+    out = set()
+    n = len(ids)
+    for period in range(1, min(max_period, n // 3) + 1):
+        rows = [ids[i : i + period] for i in range(0, n, period)]
+        rows[-1] = rows[-1] + [-1] * (period - len(rows[-1])) if len(rows[-1]) < period else rows[-1]
+        if n % period == 0:
+            rows.append([-1] * period)
+        same = [[rows[r][c] == rows[r - 1][c] for c in range(period)] for r in range(len(rows))]
+        full = [r for r in range(len(rows)) if all(same[r])]
+        groups: list[list[int]] = []
+        for r in full:
+            if groups and groups[-1][-1] == r - 1:
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        for g in groups:
+            prev = same[g[0] - 1]
+            tail = 0
+            while tail < period and prev[period - 1 - tail]:
+                tail += 1
+            back = tail if 0 < tail < period else 0
+            nxt = same[g[-1] + 1]
+            head = 0
+            while head < period and nxt[head]:
+                head += 1
+            start, end = (g[0] - 1) * period - back, (g[-1] + 1) * period + head
+            if (end - start) // period > 2:
+                out.add((start, end, (end - start) // period))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_periodic_runs_match_the_slow_definition(seed):
+    rng = random.Random(seed)
+    for _ in range(150):
+        unit = [rng.randint(0, 4) for _ in range(rng.randint(1, 5))]
+        ids = [rng.randint(0, 4) for _ in range(rng.randint(0, 20))] + unit * rng.randint(1, 6)
+        ids += [rng.randint(0, 4) for _ in range(rng.randint(0, 20))]
+        got = set(periodic_runs(np.array(ids, dtype=np.int64)))
+        assert got == _brute_force_periodic(ids), ids
+
+
+def test_code_copyright():
+    c = "/* Copyright 2020 ACME */\nint x;\n"
+    assert copyright_spans(c) == [(0, 25, "copyright_notice", 1.0)]
+    assert copyright_spans("/* just a comment */\nint x;") == []
+    # leading comment lines: Dolma's end adds each comment line's length and 1 per empty line
+    assert copyright_spans("# licence\n\n# more\ncode\n") == [(0, 9 + 1 + 6, "comment_block", 1.0)]
+
+
+def test_pii_v1_context_rules():
+    text = "Mail bob@example.com now.\nisbn 0 (555) 123-4567\nhost 10.1.2.3 up\n"
+    got = {s[2] for s in spans("pii_regex_v1", text)}
+    assert got == {"EMAIL_ADDRESS", "doc"}  # "isbn" within 100 characters drops the phone and the IP
+    assert {s[2] for s in spans("pii_regex_v1", text.replace("isbn", "ISBN"))} == {  # case-sensitive, as Dolma
+        "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "doc"}
+    assert spans("pii_regex_v1", "   ")[-1] == (0, 3, "doc", -1.0)  # Dolma divides by zero here
+
+
+@pytest.mark.parametrize("name, option", [("tokenizers_EleutherAI_GPT_NeoX_20B", "tokenizer_path"),
+                                          ("code_composition", "model_path")])
+def test_missing_asset_names_the_option(name, option):
+    with pytest.raises(ConfigError, match=f"--tagger_options.{name}.{option}=PATH"):
+        TAGGERS.get(name)().setup()
+
+
+def test_cc_re_needs_html():
+    from dolma_pipeline.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="metadata.html"):
+        spans("cc_re", "text")
+    html = '<a rel="license" href="http://creativecommons.org/licenses/by-nc-sa/3.0/us/">x</a>'
+    doc = Document.from_fields("d", "text", metadata={"html": html})
+    assert [tuple(s) for s in TAGGERS.get("cc_re")().predict(doc)] == [(0, 4, "cc_by-nc-sa_3.0_us", 1.0)]
