@@ -2,7 +2,7 @@
 files the assets Dolma would download at run time (tokenizers, block lists, fastText models).
 
 Imported by the peer venv's Python only. Paths come from the environment:
-DOLMA_PEER_TOKENIZERS (JSON: hub name -> tokenizer.json), DOLMA_PEER_LIST (a block/allow list file),
+DOLMA_PEER_TOKENIZERS (JSON: hub name -> tokenizer.json), DOLMA_PEER_LISTS (JSON: list kind -> file),
 DOLMA_PEER_MODEL (a fastText model). Each subclass is registered as `peer__<dolma name>`.
 """
 
@@ -16,7 +16,7 @@ from dolma.taggers import code_composition, length, repetitions, tokenizers, url
 from tokenizers import Tokenizer
 
 TOKENIZERS = json.loads(os.environ.get("DOLMA_PEER_TOKENIZERS", "{}"))
-LIST_PATH = os.environ.get("DOLMA_PEER_LIST", "")
+LISTS = json.loads(os.environ.get("DOLMA_PEER_LISTS", "{}"))  # kind -> path
 MODEL_PATH = os.environ.get("DOLMA_PEER_MODEL", "")
 
 
@@ -47,10 +47,20 @@ for _name, _cls in [
 ]:
     _register(_name, _cls, __init__=_init_tokenizer("tokenizer", "TOKENIZER_IDENTIFIER"))
 
-if LIST_PATH:
+
+
+def _list_kind(cls: type) -> str:
+    for base, kind in ((url.AdbUrlTagger, "adblock"), (url.LinkBlocklistPhishingTagger, "link"),
+                       (url.AllowlistWikidataTagger, "wikidata")):
+        if issubclass(cls, base):
+            return kind
+    return "domain"
+
+
+if LISTS:
     for _name, _cls in list(TaggerRegistry.items()):
         if isinstance(_cls, type) and issubclass(_cls, url.BaseUrlTagger) and not _name.startswith("peer__"):
-            _register(_name, _cls, BLOCKLIST_PATHS=[LIST_PATH])
+            _register(_name, _cls, BLOCKLIST_PATHS=[LISTS[_list_kind(_cls)]])
 
 if MODEL_PATH:
     _register("code_composition", code_composition.CodeProseCompositionClassifier, MODEL_PATH=MODEL_PATH)

@@ -10,14 +10,12 @@ import pytest
 
 from dolma_pipeline.documents import Document
 from dolma_pipeline.errors import ConfigError
+from dolma_pipeline.tag import list_taggers
 from dolma_pipeline.tagger import TAGGERS
 from taggers.code import copyright_spans
 from taggers.repetitions import periodic_runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Dolma's content classifiers are issue 14's (trained and loaded fastText classifiers), not this catalogue's.
-CONTENT_CLASSIFIERS = {"jigsaw_hatespeech_document_v2", "jigsaw_hatespeech_sentence_v2", "jigsaw_nsfw_document_v1",
-                       "jigsaw_nsfw_sencence_v2", "dolma17-quality", "dclm-oh-eli5"}
 
 
 def dolma_names() -> list[str]:
@@ -29,6 +27,16 @@ def spans(name: str, text: str, **options) -> list[tuple]:
     tagger = TAGGERS.get(name)(**options)
     tagger.setup()
     return [tuple(s) for s in tagger.predict(Document.from_fields("d", text))]
+
+
+def test_every_dolma_name_is_listed_with_a_description():
+    names = dolma_names()
+    assert len(names) == 99  # `TaggerRegistry` of dolma 1.2.1, taken from the peer venv
+    missing = set(names) - set(TAGGERS.names())
+    assert not missing, sorted(missing)
+    listing = {line.split()[0]: line for line in list_taggers().splitlines()}
+    for name in names:
+        assert len(listing[name].split(None, 1)) == 2, f"{name} has no description in `dolma list`"
 
 
 def test_lengths_hand_checked():
@@ -137,3 +145,39 @@ def test_cc_re_needs_html():
     html = '<a rel="license" href="http://creativecommons.org/licenses/by-nc-sa/3.0/us/">x</a>'
     doc = Document.from_fields("d", "text", metadata={"html": html})
     assert [tuple(s) for s in TAGGERS.get("cc_re")().predict(doc)] == [(0, 4, "cc_by-nc-sa_3.0_us", 1.0)]
+
+
+def test_url_list_needed_and_named():
+    with pytest.raises(ConfigError, match="blocklist_utp-20240205/adult/domains") as info:
+        TAGGERS.get("domain_blocklist_utp_v1")().setup()
+    assert "--tagger_options.domain_blocklist_utp_v1.list_path=PATH" in str(info.value)
+
+
+def test_url_lists_read_as_dolma(tmp_path):
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("# c\n0.0.0.0 ads.example.com\nwww.shop.example.org\n||tracker.example^\nbad line !\n")
+    tagger = TAGGERS.get("blocklist_hosts_porn_v1")(list_path=str(hosts))
+    tagger.setup()
+
+    def tagged(url: str) -> bool:
+        return bool(tagger.predict(Document.from_fields("d", "text", metadata={"url": url})))
+
+    assert tagged("https://ads.example.com/page?x=1") and tagged("http://www.ads.example.com")
+    assert tagged("shop.example.org/") and tagged("http://tracker.example")
+    assert tagged("http://0.0.0.0/x")  # Dolma means to skip local addresses but keeps them
+    assert not tagged("https://sub.ads.example.com/") and not tagged("") and not tagged("https://example.com")
+
+
+def test_adblock_rules():
+    from taggers.url_lists import AdblockMatcher
+
+    matcher = AdblockMatcher(["||ads.example.com^", "@@||good.ads.example.com^", "/banner/*/ad^", "||img.example^$image",
+                              "||tp.example^$third-party", "example.net/path", "##.cosmetic", "evil"])
+    blocked = {u: matcher.blocked(u) for u in [
+        "ads.example.com", "x.ads.example.com/p", "good.ads.example.com", "ads.example.com.au",
+        "site.com/banner/12/ad", "img.example/a.png", "tp.example/a", "www.example.net/path/x", "devilish.org",
+        "adsxexample.com"]}
+    assert blocked == {"ads.example.com": True, "x.ads.example.com/p": True, "good.ads.example.com": False,
+                       "ads.example.com.au": False, "site.com/banner/12/ad": True, "img.example/a.png": False,
+                       "tp.example/a": True, "www.example.net/path/x": True, "devilish.org": True,
+                       "adsxexample.com": False}

@@ -16,8 +16,10 @@ import json
 import pytest
 
 from dolma_pipeline.assets import asset_path
+from dolma_pipeline.tagger import TAGGERS
+from taggers.urls import UrlListTagger
 from tests.taggers import dolma_parity_harness as harness
-from tests.taggers.catalogue_assets import options_for
+from tests.taggers.catalogue_assets import LISTS, list_path, options_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,12 +55,13 @@ FAMILIES: dict[str, tuple[str, int | None, list[str]]] = {
     "code": ("detect_secrets", None, [
         "code_copyright_comments_v1", "code_redpajama_taggers_v1", "code_secrets_v1", "code_starcoder_taggers_v1",
         "code_starcoder_taggers_v2", "code_composition"]),
+    "urls": ("dolma", None, [n for n, cls in TAGGERS.items() if issubclass(cls, UrlListTagger)]),
 }
 # Dolma's taggers that download assets at run time: the `peer__` subclasses read the files ours are given.
 LOCAL_ASSETS = {
     "dolma_v1_tokenizer", "dolma_v2_tokenizer", "tokenizers_AI2_OLMo_v1", "tokenizers_EleutherAI_GPT_NeoX_20B",
     "tokenizer_repetitions_v1", "tokenizer_repetitions_v2r2", "paragraph_tokenizer_repetitions_v1",
-    "code_composition",
+    "code_composition", *FAMILIES["urls"][2],
 }
 
 
@@ -71,7 +74,8 @@ def peer_environment() -> dict[str, str]:
     # No wheel ships GPT-NeoX-20B's own tokenizer: both sides are given OLMo's derivative of it.
     tokenizers["EleutherAI/gpt-neox-20B"] = options_for("tokenizers_EleutherAI_GPT_NeoX_20B")["tokenizer_path"]
     return {"DOLMA_PEER_TOKENIZERS": json.dumps(tokenizers),
-            "DOLMA_PEER_MODEL": options_for("code_composition")["model_path"]}
+            "DOLMA_PEER_MODEL": options_for("code_composition")["model_path"],
+            "DOLMA_PEER_LISTS": json.dumps({kind: list_path(kind) for kind in LISTS})}
 
 
 @functools.cache
