@@ -14,6 +14,7 @@ from typing import Any
 
 from dolma_pipeline import io
 from dolma_pipeline.config import fingerprint, to_dict
+from dolma_pipeline.dedupe import bloom as bloom_filter
 from dolma_pipeline.dedupe import exact
 from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
@@ -77,7 +78,10 @@ def _exact_rules(config: DedupeConfig) -> exact.UnitRules:
 def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
     rules = _exact_rules(config)
     partitions = config.num_partitions
-    plan = make_plan(config, [FORMAT_VERSION, "exact", exact.UNIT_HASH, to_dict(rules)])
+    bloom = config.bloom_filter
+    read_only = bloom is not None and bloom.read_only
+    plan = make_plan(config, [FORMAT_VERSION, "exact", exact.UNIT_HASH, to_dict(rules)]
+                     + ([bloom_filter.filter_fingerprint(bloom)] if read_only else []))
     map_files = [plan.stage_dir("exact", "map", f"{i:06d}.bin") for i in range(len(plan.files))]
     reduce_files = [plan.stage_dir("exact", "reduce", f"{p:05d}.bin") for p in range(partitions)]
     skeletons = [plan.stage_dir("exact", "documents", f"{i:06d}.bin") for i in range(len(plan.files))]
@@ -90,13 +94,17 @@ def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
                               skeleton=skeletons[i], attribute_name=attribute_name)
         for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
     if not runner.all_done(write_shards):
-        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons, config.max_line_bytes)
+        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons, config.max_line_bytes,
+                       bloom.file if read_only else None)
+        if bloom is not None and bloom.file and not read_only:
+            bloom_filter.write_filter(bloom, map_files, partitions)
     runner.run("write", exact.exact_write, write_shards)
     return plan
 
 
 def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_files: list[str],
-                   reduce_files: list[str], skeletons: list[str], max_line_bytes: int) -> None:
+                   reduce_files: list[str], skeletons: list[str], max_line_bytes: int,
+                   filter_file: str | None = None) -> None:
     partitions = len(reduce_files)
     mapped = runner.run("map", exact.exact_map, [
         exact.ExactMapShard(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
@@ -104,6 +112,13 @@ def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, m
                             max_line_bytes=max_line_bytes)
         for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))])
     _check_not_disabled(mapped, rules)
+    if filter_file:  # bloom_filter.read_only: flag the units found in an earlier run's filter
+        runner.run("reduce", bloom_filter.bloom_reduce, [
+            bloom_filter.BloomReduceShard(
+                input=f"partition {p}", output=out, partition=p, inputs=map_files, outputs=len(plan.files),
+                fingerprint=fingerprint([plan.inputs_fingerprint, partitions, "bloom"]), filter_file=filter_file)
+            for p, out in enumerate(reduce_files)])
+        return
     runner.run("reduce", exact.exact_reduce, [
         ReduceShard(input=f"partition {p}", output=out, fingerprint=fingerprint([plan.inputs_fingerprint, partitions]),
                     partition=p, inputs=map_files, outputs=len(plan.files))
@@ -154,6 +169,8 @@ def run(config: DedupeConfig) -> int:
     if not config.keep_work_dir and not io.is_remote(plan.work_dir):
         remove_owned_dir(plan.work_dir)  # only a directory this tool created (a user's work_dir stays)
     print(final.render(f"dolma dedupe ({config.dedupe.mode})"), file=sys.stdout)
+    if config.bloom_filter is not None:
+        print(bloom_filter.describe(config.bloom_filter), file=sys.stdout)
     interesting = {k: v for k, v in final.extra.items() if not k.endswith("cpu_seconds") and k != "digest_in"}
     print("  " + ", ".join(f"{k}={v}" for k, v in sorted(interesting.items())))
     return 0

@@ -66,6 +66,50 @@ class MinHashConfig:
 
 
 @dataclass
+class WorkDirConfig:
+    """Dolma's `work_dir: {input, output}` (its local staging directories); here `output` (else `input`)
+    is the directory for intermediate files."""
+
+    input: str | None = None
+    output: str | None = None
+
+
+@dataclass
+class CompressionConfig:
+    """Dolma's `compression: {input, output}`. Compression follows the file extensions (.gz, .zst), as in
+    Dolma by default; a codec name is accepted, anything else is an error."""
+
+    input: str | None = None
+    output: str | None = None
+
+
+@dataclass
+class BloomFilterConfig:
+    """Dolma's `bloom_filter` block.
+
+    Without `read_only`, dedupe here stays exact (a sorted shuffle of 128-bit hashes: no false positives,
+    whatever the sizes given); with a `file`, a Bloom filter of every unit's hash (sized by `size_in_bytes`,
+    or by `estimated_doc_count` and `desired_false_positive_rate`) is written there at the end. With
+    `read_only: true`, the units found in the filter at `file` (built by an earlier run) are flagged, and
+    nothing else: Dolma's decontamination workflow (build from the evaluation set, test the training set).
+    """
+
+    file: str | None = None
+    size_in_bytes: int = 0
+    read_only: bool = False
+    estimated_doc_count: int = 0
+    desired_false_positive_rate: float = 0.0
+
+    def validate(self) -> None:
+        if self.read_only and not self.file:
+            raise ConfigError("bloom_filter.read_only needs bloom_filter.file (the filter built by an earlier run)")
+        if self.size_in_bytes < 0 or self.estimated_doc_count < 0:
+            raise ConfigError("bloom_filter.size_in_bytes and estimated_doc_count must not be negative")
+        if not 0.0 <= self.desired_false_positive_rate < 1.0:
+            raise ConfigError("bloom_filter.desired_false_positive_rate must lie in [0, 1)")
+
+
+@dataclass
 class DedupeSection:
     """Dolma's `dedupe` block: exactly one of `documents`, `paragraphs` or `minhash`."""
 
@@ -77,6 +121,10 @@ class DedupeSection:
     min_length: int = 0  # units (documents or paragraphs) with fewer characters are not deduplicated
     min_words: int = 0  # ... or with fewer whitespace-separated words
     document_dir: str = "documents"  # the path component that holds documents (attributes go beside it)
+    # Dolma's manual partitioning of one run over several jobs; the shuffle here partitions by itself.
+    num_partitions: int = 1
+    partition_index: int = 0
+    file_partition: bool = False
 
     @property
     def mode(self) -> str:
@@ -90,6 +138,10 @@ class DedupeSection:
         if not self.name:
             raise ConfigError("dedupe.name is required (it names the attribute directory)")
         check_name(self.name, "dedupe.name")
+        if self.num_partitions != 1 or self.partition_index != 0:
+            raise ConfigError("dedupe.num_partitions / dedupe.partition_index split one Dolma run over several "
+                              "jobs; here one run covers every file and partitions by itself (use `partitions`): "
+                              "leave them at 1 / 0")
         if self.min_length < 0 or self.min_words < 0:
             raise ConfigError("dedupe.min_length and dedupe.min_words must not be negative")
         if self.documents is not None and not self.documents.attribute_name:
@@ -109,7 +161,8 @@ class DedupeConfig:
     dedupe: DedupeSection = field(default_factory=DedupeSection)  # what to deduplicate and how (Dolma's dedupe block)
     processes: int = 1
     partitions: int = 0  # shuffle partitions; 0 = 4 per process (at least 4)
-    work_dir: str | None = None  # intermediate files; default <root>/dedupe_work/<name> beside documents/
+    # intermediate files; default <root>/dedupe_work/<name> beside documents/ (Dolma's {input, output}: output)
+    work_dir: str | WorkDirConfig | None = None
     destination: str | None = None  # attribute directory instead of <root>/attributes/<name>
     keep_work_dir: bool = False
     ray_address: str | None = None
@@ -118,6 +171,9 @@ class DedupeConfig:
     ignore_existing: bool = False
     dryrun: bool = False
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer document line is an error naming file and line
+    bloom_filter: BloomFilterConfig | None = None
+    compression: CompressionConfig | None = None
+    is_s3_volume: bool = False  # Dolma's hint for its S3 staging; nothing to do here
 
     @property
     def num_partitions(self) -> int:
@@ -129,3 +185,15 @@ class DedupeConfig:
         if self.partitions < 0:
             raise ConfigError("partitions must not be negative")
         self.dedupe.validate()  # also when the whole `dedupe` block is missing (its defaults are not valid)
+        if isinstance(self.work_dir, WorkDirConfig):
+            self.work_dir = self.work_dir.output or self.work_dir.input
+        if self.compression is not None:
+            for side in ("input", "output"):
+                codec = getattr(self.compression, side)
+                if codec not in (None, "", "infer", "auto", "gz", "gzip", "zst", "zstd", "none"):
+                    raise ConfigError(f"compression.{side}: unknown codec {codec!r}; compression follows the "
+                                      "file extensions (.gz, .zst)")
+        bloom = self.bloom_filter
+        if bloom is not None and bloom.read_only:
+            if self.dedupe.mode == "minhash":
+                raise ConfigError("bloom_filter.read_only applies to documents and paragraphs dedupe, not minhash")
