@@ -1,4 +1,5 @@
-"""Language-ID accuracy and speed of the `ft_lang_id_*` taggers.
+"""Language-ID accuracy and speed of the `ft_lang_id_*` taggers, and of the other identifiers Dolma names
+(`cld2_*`: pycld2, `cld3_*`: cld3-py, `langdetect_*`, `lingua_*`) on the same paragraphs (`--compare`).
 
 Accuracy: labelled paragraphs of at least `--min-chars` characters from the lid_eval corpus, restricted to
 the `--languages` best-represented languages (by `metadata.lang_base`); a paragraph counts as correct when
@@ -9,7 +10,13 @@ Speed: ~1 KB documents cut from the `en` corpus, tagged by `ft_lang_id_en_doc_v2
 CPU-second of this process (one core), beside fastText's own per-document `predict` (what Dolma 1.2.1's
 tagger calls) on the same texts, and the ratio (target >= 5,000 docs/s per core).
 
-    python bench/lid_eval.py [--corpus DIR] [--en-corpus DIR] [--model-path PATH]
+Comparison (`--compare`): each identifier's most probable language for the same paragraphs (at most
+`--per-language` per language), scored strictly and by macrolanguage, with its speed in paragraphs per
+CPU-second of one process. Language codes are normalised to the corpus labels (zh-cn -> zh, iw -> he,
+nb/nn -> no); CLD2's code is read from its result (Dolma's `cld2_*` keys are the first two letters of the
+language *name*, which would score German as "ge").
+
+    python bench/lid_eval.py [--corpus DIR] [--en-corpus DIR] [--model-path PATH] [--compare]
 """
 
 from __future__ import annotations
@@ -84,6 +91,99 @@ def accuracy(args: argparse.Namespace) -> bool:
     return ok
 
 
+CODE_ALIASES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "nb": "no", "nn": "no", "fil": "tl"}
+
+
+def normalise(code: str) -> str:
+    code = code.lower().replace("_", "-").split("-")[0]
+    return CODE_ALIASES.get(code, code)
+
+
+def identifiers(model_path: str | None) -> dict[str, object]:
+    """name -> function(list of texts) -> list of predicted codes."""
+    import gcld3
+    import pycld2
+    from langdetect import PROFILES_DIRECTORY as PROFILES
+    from langdetect import DetectorFactory, LangDetectException
+    from lingua import Language, LanguageDetectorBuilder
+
+    fasttext = AllLanguagesDocument(model_path=model_path)
+    fasttext.setup()
+
+    def ft(texts):
+        return [fasttext.labels[i] for i in fasttext.scores(texts).argmax(axis=1).tolist()]
+
+    def cld2(texts):
+        out = []
+        for text in texts:
+            try:
+                out.append(pycld2.detect(text)[2][0][1])
+            except pycld2.error:
+                out.append("un")
+        return out
+
+    cld3_detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=1000)
+
+    def cld3(texts):
+        return [cld3_detector.FindLanguage(text=t).language for t in texts]
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES)
+    factory.set_seed(0)
+    detector = factory.create()
+
+    def langdetect(texts):
+        out = []
+        for text in texts:
+            try:
+                detector.append(text)
+                out.append(detector.get_probabilities()[0].lang)
+            except LangDetectException:
+                out.append("un")
+            finally:
+                detector.text, detector.langprob = "", None
+        return out
+
+    lingua_detector = LanguageDetectorBuilder.from_languages(*Language.all()).with_preloaded_language_models().build()
+
+    def lingua(texts):
+        found = lingua_detector.detect_languages_in_parallel_of(texts)
+        return [lang.iso_code_639_1.name if lang is not None else "un" for lang in found]
+
+    return {"fastText lid.176.ftz": ft, "cld2 (pycld2)": cld2, "cld3 (cld3-py)": cld3, "langdetect": langdetect,
+            "lingua (75 languages)": lingua}
+
+
+def compare(args: argparse.Namespace) -> None:
+    samples: dict[str, list[str]] = collections.defaultdict(list)
+    counts: collections.Counter[str] = collections.Counter()  # all paragraphs: the same languages as accuracy()
+    for row in read_jsonl(os.path.join(args.corpus, "*.jsonl.gz")):
+        label = (row.get("metadata") or {}).get("lang_base")
+        if label and len(row["text"]) >= args.min_chars:
+            counts[label] += 1
+            if len(samples[label]) < args.per_language:
+                samples[label].append(row["text"])
+    languages = sorted(samples, key=lambda lang: (-counts[lang], lang))[: args.languages]
+    texts = [t for lang in languages for t in samples[lang]]
+    labels = [normalise(LABEL_ALIASES.get(lang, lang)) for lang in languages for _ in samples[lang]]
+    print(f"identifier comparison: {len(texts)} paragraphs >= {args.min_chars} chars, {len(languages)} languages "
+          f"(at most {args.per_language} each): {', '.join(languages)}")
+    print(f"{'identifier':<24}{'macro':>8}{'macrolang':>11}{'lowest':>16}{'para/s':>10}")
+    for name, identify in identifiers(args.model_path).items():
+        start = time.process_time()
+        predicted = [normalise(p) for p in identify(texts)]
+        seconds = time.process_time() - start
+        per_lang: dict[str, list[tuple[bool, bool]]] = collections.defaultdict(list)
+        for label, guess in zip(labels, predicted):
+            group = next((g for g in MACROLANGUAGES if label in g), {label})
+            per_lang[label].append((guess == label, guess in group))
+        strict = {lang: sum(a for a, _ in r) / len(r) for lang, r in per_lang.items()}
+        lenient = {lang: sum(b for _, b in r) / len(r) for lang, r in per_lang.items()}
+        worst = min(strict, key=strict.get)
+        print(f"{name:<24}{sum(strict.values()) / len(strict):>8.4f}{sum(lenient.values()) / len(lenient):>11.4f}"
+              f"{worst:>8} {strict[worst]:.3f}{len(texts) / seconds:>10,.0f}")
+
+
 def speed(args: argparse.Namespace) -> None:
     docs, buffer = [], ""
     for row in read_jsonl(os.path.join(args.en_corpus, "*.jsonl.gz")):
@@ -128,8 +228,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds (median and best reported)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--compare", action="store_true", help="also score cld2, cld3, langdetect and lingua")
+    parser.add_argument("--per-language", type=int, default=300, help="paragraphs per language in --compare")
     args = parser.parse_args()
     ok = accuracy(args)
+    if args.compare:
+        compare(args)
     if not args.skip_speed:
         speed(args)
     return 0 if ok else 1

@@ -31,6 +31,14 @@ TOLERANCE = 1e-4
 Attributes = dict[str, list[list[float]]]
 
 
+def peer_nltk_data() -> str:
+    """An NLTK data directory where `tokenizers/punkt` exists: dolma imports NLTK and, not finding punkt,
+    tries to download it at every start (~35 s here to be refused); its taggers here never use it."""
+    path = os.path.join(tempfile.gettempdir(), "dolma_peer_nltk_data")
+    os.makedirs(os.path.join(path, "tokenizers", "punkt"), exist_ok=True)
+    return path
+
+
 def peer_available() -> bool:
     return os.path.exists(PEER_PYTHON)
 
@@ -65,6 +73,7 @@ def run_peer(rows: list[dict], names: dict[str, str], env: dict[str, str] | None
                 f.write(json.dumps(row) + "\n")
         specs = [n if n == p else f"{n}={p}" for n, p in names.items()]
         run_env = {**os.environ, **(env or {}), "PYTHONPATH": os.path.join(HERE, "peer_shims"),
+                   "NLTK_DATA": peer_nltk_data(),
                    "DOLMA_PEER_MODULES": os.path.join(HERE, "dolma_peer_overrides.py")}
         result = subprocess.run([PEER_PYTHON, os.path.join(HERE, "dolma_peer_runner.py"), docs, out, *specs],
                                 env=run_env, capture_output=True, text=True)

@@ -34,7 +34,7 @@ FAMILIES: dict[str, tuple[str, int | None, list[str]]] = {
         "bytes_length_v1", "doc_count_v1", "char_length_strip_ws_v1", "char_length_with_paragraphs_v1",
         "whitespace_tokenizer_with_paragraphs_v1", "not_alphanum_paragraph_v1", "olmo_pretokenizer_v1",
         "olmo_pretokenizer_with_paragraphs_v1"]),
-    "uniseg": ("dolma", 60, [
+    "uniseg": ("dolma", 25, [
         "uniseg_length_v1", "uniseg_length_paragraphs_v1", "uniseg_length_paragraphs_with_empty_v1",
         "uniseg_length_paragraphs_with_doc_length_v1"]),
     "tokenizers": ("dolma", None, [
@@ -48,9 +48,9 @@ FAMILIES: dict[str, tuple[str, int | None, list[str]]] = {
         "cld2_doc_v2", "cld2_paragraph_v2", "cld2_en_doc_v2", "cld2_en_paragraph_v2",
         "cld2_en_paragraph_with_doc_score_v2"]),
     "cld3": ("gcld3", None, ["cld3_en_doc_v2", "cld3_en_paragraph_v2", "cld3_en_paragraph_with_doc_score_v2"]),
-    "langdetect": ("langdetect", 40, [
+    "langdetect": ("langdetect", 20, [
         "langdetect_doc_v1", "langdetect_paragraph_v1", "langdetect_doc_en_v1", "langdetect_en_paragraph_v1"]),
-    "lingua": ("lingua", 30, [
+    "lingua": ("lingua", 12, [
         "lingua_doc_v1", "lingua_1e2", "lingua_par_v1", "lingua_doc_en_v1", "lingua_en_only_v1", "lingua_en_par_v1"]),
     "code": ("detect_secrets", None, [
         "code_copyright_comments_v1", "code_redpajama_taggers_v1", "code_secrets_v1", "code_starcoder_taggers_v1",
