@@ -172,7 +172,7 @@ class CodeComposition(Tagger):
             label, probabilities = "other", []
             if len(line) > 3:
                 labels, probabilities = next(predictions)
-                label = labels[0].lstrip("_lbe")  # Dolma's lstrip("__label__"): these characters, not the prefix
+                label = labels[0].lstrip("_labe")  # Dolma's lstrip("__label__"): these characters, not the prefix
             distributions.setdefault(label, []).append(probabilities)
             counts[label] = counts.get(label, 0) + 1
             if active in ("code", "prose") and label in ("code", "prose") and label != active:
