@@ -299,14 +299,13 @@ def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
     dups = dups[np.lexsort((dups["para"], dups["ref"]))]
     lines = (dups["ref"] & np.uint64((1 << LINE_BITS) - 1)).astype(np.int64)
     cuts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if len(lines) else np.empty(0, dtype=np.int64)
-    spans = [[s, e, 1.0] for s, e in zip(dups["start"].tolist(), dups["end"].tolist())]
-    bounds = [*cuts.tolist(), len(lines)]
-    flagged = {line: spans[a:b] for line, a, b in zip(lines[cuts].tolist(), bounds[:-1], bounds[1:])}
+    flagged = dict(zip(lines[cuts].tolist(), span_lists(dups["start"], dups["end"], cuts)))
     name = shard.attribute_name
+    none = orjson.Fragment(b"[]")
 
     def rows() -> Iterator[bytes]:
         for doc_id, source, line in zip(skeleton["id"], skeleton["source"], skeleton["line"]):
-            row: dict[str, Any] = {"id": doc_id, "attributes": {name: flagged.get(line, [])}}
+            row: dict[str, Any] = {"id": doc_id, "attributes": {name: flagged.get(line, none)}}
             if source is not None:
                 row["source"] = source
             yield orjson.dumps(row)
@@ -314,3 +313,21 @@ def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
     with io.AtomicWriter(shard.output) as writer:
         write_rows(writer, rows())
     return {**skeleton["stats"], "documents_with_duplicates": len(flagged), "duplicate_units_flagged": len(dups)}
+
+
+def span_lists(starts: np.ndarray, ends: np.ndarray, cuts: np.ndarray) -> list[orjson.Fragment]:
+    """`[[start, end, 1.0], ...]` as JSON, one list per group of spans (groups begin at `cuts`): the bytes
+    orjson writes for those lists of lists, made by one numpy serialisation instead of a Python list
+    per span."""
+    if not len(starts):
+        return []
+    table = np.empty((len(starts), 3), dtype=np.int64)
+    table[:, 0], table[:, 1], table[:, 2] = starts, ends, 1
+    # rows [s,e,1]: ",1]" is only ever the last element, and "]" only ever closes a row (or the whole list)
+    blob = orjson.dumps(table, option=orjson.OPT_SERIALIZE_NUMPY).replace(b",1]", b",1.0]")
+    closes = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("]"))[:-1]
+    opens = np.r_[1, closes[:-1] + 2]  # each row after the first starts past "],"
+    firsts = cuts.tolist()
+    lasts = [*(c - 1 for c in firsts[1:]), len(starts) - 1]
+    begin, end = opens[firsts].tolist(), (closes[lasts] + 1).tolist()
+    return [orjson.Fragment(b"[" + blob[a:b] + b"]") for a, b in zip(begin, end)]

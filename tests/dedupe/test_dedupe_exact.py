@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 
+import numpy as np
 import orjson
 import pytest
 import xxhash
@@ -172,3 +173,14 @@ def test_reduce_handles_a_64_bit_hash_prefix_collision(tmp_path):
                                            outputs=3))
     assert stats["duplicate_units"] == 1
     assert read_segment_from_all([out], 2, exact.DUP_RECORD)["ref"].tolist() == [c]
+
+
+def test_span_lists_are_the_json_of_the_spans():
+    """The attribute writer's numpy serialisation gives orjson's bytes for [[start, end, 1.0], ...], also for
+    spans whose numbers end in 1 (the ",1]" it rewrites) and for groups of one."""
+    starts, ends = np.array([0, 1, 10, 11, 101, 5], dtype=np.uint32), np.array([1, 11, 11, 21, 111, 61], dtype=np.uint32)
+    cuts = np.array([0, 2, 3, 5])
+    got = [orjson.dumps(f) for f in exact.span_lists(starts, ends, cuts)]
+    bounds = [*cuts.tolist(), len(starts)]
+    want = [orjson.dumps([[int(s), int(e), 1.0] for s, e in zip(starts[a:b], ends[a:b])]) for a, b in zip(bounds, bounds[1:])]
+    assert got == want and exact.span_lists(starts[:0], ends[:0], cuts[:0]) == []
