@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress
-from operator import methodcaller
+from operator import methodcaller, not_
 from typing import Any
 
 import numpy as np
@@ -170,6 +170,7 @@ _HASH16 = xxhash.xxh3_128_digest  # bytes -> 16 bytes
 # the ASCII characters str.isspace() accepts (bytes.isspace() lacks \x1c-\x1f)
 _ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
 _STRIP = methodcaller("strip", _ASCII_SPACE)
+_ISASCII = bytes.isascii
 
 
 def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -> Units:
@@ -184,13 +185,12 @@ def _hash_paragraph_bytes(text: str, rules: UnitRules, counts: dict[str, int]) -
     n = len(pieces)
     if rules.skip_empty:
         stripped = list(map(_STRIP, pieces))  # b"" (falsy) for an empty or ASCII-blank piece
+        if not ascii_text:  # a piece of Unicode blanks only (e.g. U+3000) is empty too
+            for i in compress(range(n), map(not_, map(_ISASCII, stripped))):
+                if stripped[i].decode("utf-8", "surrogatepass").isspace():
+                    stripped[i] = b""
         keep: list[int] | range = list(compress(range(n), stripped))
-        if ascii_text:
-            chosen = list(compress(pieces, stripped))
-        else:  # a piece of Unicode blanks only (e.g. U+3000) is empty too
-            keep = [i for i in keep if stripped[i].isascii()
-                    or not stripped[i].decode("utf-8", "surrogatepass").isspace()]
-            chosen = [pieces[i] for i in keep]
+        chosen = list(compress(pieces, stripped))
         counts["skipped_empty"] += n - len(keep)
     else:
         keep, chosen = range(n), pieces
