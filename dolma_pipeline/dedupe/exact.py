@@ -251,7 +251,7 @@ def exact_map(shard: ExactMapShard) -> dict[str, Any]:
     records["start"], records["end"] = unit_spans(lengths, pieces_per_doc, trailing, paras, per_line, sep_len)
     # Sorted by hash (stable: equal hashes stay in (ref, paragraph) order); the partition is a monotone
     # function of the hash, so the segments come out grouped and each is a sorted run for the reducer.
-    records = records[np.argsort(records["h0"], kind="stable")]
+    records = np.take(records, np.argsort(records["h0"], kind="stable"))  # take: ~8x faster than [] on records
     written = write_partitioned(shard.output, records, hash_partition(records["h0"], shard.partitions),
                                 shard.partitions)
     return {**stats.as_dict(), **counts, "intermediate_bytes": written["bytes"]}
@@ -267,10 +267,10 @@ def exact_reduce(shard: ReduceShard) -> dict[str, Any]:
     records = read_segment_from_all(shard.inputs, shard.partition, HASH_RECORD)
     # One sorted run per mapper file, in file order, each in (h0, ref, paragraph) order: a stable sort on
     # h0 merges the runs (timsort: cheap) into (h0, ref, paragraph) order.
-    records = records[np.argsort(records["h0"], kind="stable")]
+    records = np.take(records, np.argsort(records["h0"], kind="stable"))
     same_h0 = records["h0"][1:] == records["h0"][:-1]
     if np.any(same_h0 & (records["h1"][1:] != records["h1"][:-1])):  # a 64-bit collision: order fully
-        records = records[np.lexsort((records["para"], records["ref"], records["h1"], records["h0"]))]
+        records = np.take(records, np.lexsort((records["para"], records["ref"], records["h1"], records["h0"])))
     first = np.ones(len(records), dtype=bool)
     if len(records) > 1:
         first[1:] = (records["h0"][1:] != records["h0"][:-1]) | (records["h1"][1:] != records["h1"][:-1])
@@ -296,7 +296,7 @@ def exact_write(shard: ExactWriteShard) -> dict[str, Any]:
     read again."""
     skeleton = orjson.loads(read_segment_from_all([shard.skeleton], 0, BYTES).tobytes())
     dups = read_segment_from_all(shard.reduce_files, shard.file_index, DUP_RECORD)
-    dups = dups[np.lexsort((dups["para"], dups["ref"]))]
+    dups = np.take(dups, np.lexsort((dups["para"], dups["ref"])))
     lines = (dups["ref"] & np.uint64((1 << LINE_BITS) - 1)).astype(np.int64)
     cuts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]]) if len(lines) else np.empty(0, dtype=np.int64)
     flagged = dict(zip(lines[cuts].tolist(), span_lists(dups["start"], dups["end"], cuts)))

@@ -141,7 +141,7 @@ def bucket_pairs(keys: np.ndarray, refs: np.ndarray, all_pairs: bool, max_pairs:
 @counts_cpu
 def bucket(shard: BucketShard) -> dict[str, Any]:
     records = read_segment_from_all(shard.inputs, shard.partition, BAND_RECORD)
-    records = records[np.lexsort((records["ref"], records["key"]))]
+    records = np.take(records, np.lexsort((records["ref"], records["key"])))
     a, b = bucket_pairs(records["key"], records["ref"], shard.all_pairs, shard.max_bucket_pairs)
     pairs = np.unique(components.edges(a, b))
     written = components.write_keyed(shard.output, pairs, shard.outputs)
