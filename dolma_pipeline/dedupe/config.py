@@ -70,8 +70,8 @@ class WorkDirConfig:
     """Dolma's `work_dir: {input, output}` (its local staging directories); here `output` (else `input`)
     is the directory for intermediate files."""
 
-    input: str | None = None
-    output: str | None = None
+    input: str | None = None  # Dolma's local copy of inputs (accepted, not needed here)
+    output: str | None = None  # where intermediate files go
 
 
 @dataclass
@@ -79,8 +79,8 @@ class CompressionConfig:
     """Dolma's `compression: {input, output}`. Compression follows the file extensions (.gz, .zst), as in
     Dolma by default; a codec name is accepted, anything else is an error."""
 
-    input: str | None = None
-    output: str | None = None
+    input: str | None = None  # input compression (default: from the file names)
+    output: str | None = None  # output compression (default: from the file names)
 
 
 @dataclass
@@ -94,11 +94,11 @@ class BloomFilterConfig:
     nothing else: Dolma's decontamination workflow (build from the evaluation set, test the training set).
     """
 
-    file: str | None = None
-    size_in_bytes: int = 0
-    read_only: bool = False
-    estimated_doc_count: int = 0
-    desired_false_positive_rate: float = 0.0
+    file: str | None = None  # the Bloom filter file
+    size_in_bytes: int = 0  # filter size (0: from the count and the rate)
+    read_only: bool = False  # only probe the filter, never add to it
+    estimated_doc_count: int = 0  # expected number of entries (sizes the filter)
+    desired_false_positive_rate: float = 0.0  # target false-positive rate
 
     def validate(self) -> None:
         if self.read_only and not self.file:
@@ -123,8 +123,8 @@ class DedupeSection:
     document_dir: str = "documents"  # the path component that holds documents (attributes go beside it)
     # Dolma's manual partitioning of one run over several jobs; the shuffle here partitions by itself.
     num_partitions: int = 1
-    partition_index: int = 0
-    file_partition: bool = False
+    partition_index: int = 0  # Dolma's partition of this job (accepted for compatibility)
+    file_partition: bool = False  # Dolma's per-file partitioning (accepted for compatibility)
 
     @property
     def mode(self) -> str:
@@ -171,8 +171,8 @@ class DedupeConfig:
     ignore_existing: bool = False
     dryrun: bool = False
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer document line is an error naming file and line
-    bloom_filter: BloomFilterConfig | None = None
-    compression: CompressionConfig | None = None
+    bloom_filter: BloomFilterConfig | None = None  # Dolma's Bloom filter block (an exact index is used unless a filter file is given)
+    compression: CompressionConfig | None = None  # Dolma's compression block
     is_s3_volume: bool = False  # Dolma's hint for its S3 staging; nothing to do here
 
     @property
