@@ -54,7 +54,7 @@ def descendants(root: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
+    out, todo = [], [root] if os.path.exists(f"/proc/{root}") else []
     while todo:
         pid = todo.pop()
         out.append(pid)
@@ -276,6 +276,10 @@ class RayNodes:
         pids = self.node_pids(node)
         kill_all(pids)
         self.dead.add(node)
+        try:  # reap our child (`ray start`): a zombie would still count as one of the node's processes
+            self.procs[node].wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
         return pids
 
     def close(self) -> None:

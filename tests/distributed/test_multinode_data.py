@@ -179,11 +179,11 @@ def test_chain_on_three_nodes_matches_local_run(cluster, local_bytes, s3_server,
     print(f"cluster chain seconds: {timings}; nodes seen running tasks (samples): {sampler.seen}")
     assert set(sampler.seen) == {1, 2}  # both worker nodes ran shards; the head (0 CPUs) none
     # and the summaries say so: the Ray node ids that ran tag's and tokenize's shards are the two workers'
-    workers = {n["id"] for n in cluster.alive_nodes() if n["ip"] != cluster.fabric.addresses[0]}
+    ip_of = {n["id"]: n["ip"] for n in cluster.alive_nodes()}
     tag = json.loads(client.get_object(Bucket=BUCKET, Key="corpus/attributes/exp/dolma_tag.summary.json")["Body"].read())
     tokens = json.loads(client.get_object(Bucket=BUCKET, Key="tokens/dolma_tokenize.summary.json")["Body"].read())
-    assert len(workers) == 2
-    assert set(tag["summary"]["executor"]["nodes"]) == workers == set(tokens["executor"]["nodes"])
+    for ran in (tag["summary"]["executor"]["nodes"], tokens["executor"]["nodes"]):
+        assert {ip_of.get(node) for node in ran} == set(cluster.fabric.addresses[1:]), (ran, ip_of)
     assert objects(client) == local_bytes
 
 
@@ -220,6 +220,7 @@ def test_chain_survives_a_worker_node_killed_mid_stage(cluster, local_bytes, s3_
     print(f"chain with node {victim} killed ({len(killed['pids'])} processes, in {killed['tasks']}, after "
           f"{killed['markers']} dedupe shards): seconds {timings}")
     assert not cluster.node_pids(victim)
-    alive = {n["ip"] for n in cluster.alive_nodes()}
-    assert alive == {cluster.fabric.addresses[0], cluster.fabric.addresses[survivor]}
+    alive = {n["ip"] for n in cluster.alive_nodes()}  # (a head on 127.0.0.1 reports the machine's address)
+    assert len(alive) == 2 and cluster.fabric.addresses[survivor] in alive
+    assert cluster.fabric.addresses[victim] not in alive
     assert objects(client) == local_bytes
