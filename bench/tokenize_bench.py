@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--dolma", default=DEFAULT_DOLMA, help="dolma 1.2.1's `dolma` executable")
     parser.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the cached OLMo tokenizer)")
     parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw encode_batch figures (slow)")
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("raw_files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,7 +207,8 @@ def main() -> None:
             tokens = ours["tokens"]
             if not figures.get("tokens"):
                 figures["tokens"] = tokens
-                report_raw(files, tokenizer, tokens, figures)
+                if not args.no_raw:
+                    report_raw(files, tokenizer, tokens, figures)
             run: dict = {"ours": ours}
             print(f"--processes {processes}" + (f" --executor {executor}" if processes > 1 else " (in the driver)"))
             print(f"  ours       : {tokens / ours['seconds']:>10,.0f} tokens/s ({ours['seconds']:.1f}s; "
