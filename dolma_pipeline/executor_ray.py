@@ -95,7 +95,9 @@ def ray_init(processes: int, ray_address: str | None) -> bool:
         _AUTH = embedded_auth()
         log.info("starting an embedded Ray cluster (%d CPUs, auth %s)", processes, _AUTH)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=max(1, processes), _node_ip_address="127.0.0.1", **kwargs)
+        # address="local": always a new cluster, never one that `ray start` (maybe long dead) recorded
+        # in /tmp/ray/ray_current_cluster, which a bare ray.init() would try to join
+        ray.init(address="local", num_cpus=max(1, processes), _node_ip_address="127.0.0.1", **kwargs)
     return True
 
 
