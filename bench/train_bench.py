@@ -34,8 +34,9 @@ from training.optim import LRSchedule, build_optimizer  # noqa: E402
 from training.parallel import DistInfo, parallelize  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
-HF_SCRIPT = Path(os.environ.get("HF_OLMO_STEP", "/work/shared/bench/hf_olmo_step.py"))
-HF_PYTHON = Path(os.environ.get("HF_PYTHON", "/tmp/peers/hf-venv/bin/python"))
+# The peer's step script lives in the shared checkout beside the project (../shared/bench); its venv under PEERS.
+HF_SCRIPT = Path(os.environ.get("HF_OLMO_STEP", str(REPO.parent / "shared" / "bench" / "hf_olmo_step.py")))
+HF_PYTHON = Path(os.environ.get("HF_PYTHON", str(Path(os.environ.get("PEERS", "/tmp/peers")) / "hf-venv/bin/python")))
 
 
 class RandomLoader:
