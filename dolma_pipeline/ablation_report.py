@@ -76,15 +76,20 @@ def compare(runs: list[Run]) -> dict[str, Any]:
             "seeds": [r.seed for r in runs if r.variant == "baseline"]}
 
 
-def _plot_bpb(result: dict, out_dir: str) -> str | None:
-    keys = sorted({k for f in result["runs"].values() for k in f if k.endswith("/bits_per_byte")})
-    if not keys:
-        return None
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_bars(result: dict, keys: list[str], label, ylabel: str, title: str, out: str) -> str | None:
+    """Grouped bars: one group per metric, one bar per run."""
+    if not keys:
+        return None
+    plt = _pyplot()
     names = list(result["runs"])
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) * len(names) / 2), 4))
     width = 0.8 / len(names)
@@ -92,14 +97,62 @@ def _plot_bpb(result: dict, out_dir: str) -> str | None:
         vals = [result["runs"][name].get(k, float("nan")) for k in keys]
         ax.bar([j + i * width for j in range(len(keys))], vals, width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
-    ax.set_xticklabels([k.split("/")[2] for k in keys], rotation=20, ha="right")
-    ax.set_ylabel("bits per byte (lower is better)")
-    ax.set_title("Held-out bits per byte per source")
-    ax.legend(fontsize=8)
+    ax.set_xticklabels([label(k) for k in keys], rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "bits_per_byte.png"), dpi=90)
+    fig.savefig(out, dpi=90)
     plt.close(fig)
-    return "bits_per_byte.png"
+    return os.path.basename(out)
+
+
+def _plot_differences(result: dict, keys: list[str], out: str) -> str | None:
+    """Each variant's difference from the baseline mean per metric, over the band of two baseline-seed
+    standard deviations: a bar outside the grey band is larger than the seed noise."""
+    variants = list(result["variants"])
+    if not keys or not variants:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.45 * len(keys) * max(1, len(variants)) + 1)))
+    height = 0.8 / len(variants)
+    for j, key in enumerate(keys):
+        std = result["baseline"][key]["std"]
+        if std:
+            ax.fill_betweenx([j - 0.45, j + 0.45], -2 * std, 2 * std, color="0.85", zorder=0)
+    for i, name in enumerate(variants):
+        diffs = [(result["variants"][name].get(k) or {}).get("diff") for k in keys]
+        ax.barh([j - 0.4 + (i + 0.5) * height for j in range(len(keys))],
+                [float("nan") if d is None else d for d in diffs], height, label=name, zorder=2)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(keys)))
+    ax.set_yticklabels([k.removeprefix("eval/") for k in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference from the baseline mean (grey: ±2 std of the baseline seeds;\n"
+                  "bits per byte: lower is better, scores: higher is better)")
+    ax.set_title("Variants against the baseline")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return os.path.basename(out)
+
+
+def _plots(result: dict, out_dir: str) -> list[tuple[str, str]]:
+    """The page's figures as (file, alt text): bits per byte per source, downstream scores, differences."""
+    metrics = sorted({k for f in result["runs"].values() for k in f})
+    bpb = [k for k in metrics if k.startswith("eval/ppl/") and k.endswith("/bits_per_byte")]
+    tasks = [k for k in metrics if k.startswith("eval/task/")]
+    made = [
+        (_plot_bars(result, bpb, lambda k: k.split("/")[2], "bits per byte (lower is better)",
+                    "Held-out bits per byte per source", os.path.join(out_dir, "bits_per_byte.png")),
+         "bits per byte per source"),
+        (_plot_bars(result, tasks, lambda k: k.removeprefix("eval/task/"), "score (higher is better)",
+                    "Downstream scores", os.path.join(out_dir, "downstream.png")), "downstream scores"),
+        (_plot_differences(result, bpb + tasks, os.path.join(out_dir, "differences.png")),
+         "each variant's difference from the baseline"),
+    ]
+    return [(file, alt) for file, alt in made if file]
 
 
 def _fmt(v: Any) -> str:
@@ -131,7 +184,7 @@ def write_report(runs: list[Run], out_dir: str) -> str:
             cells.append(f"<td>{cell}</td>")
         std = result["baseline"][m]["std"]
         body.append(f"<tr><td>{html.escape(m)}</td>{''.join(cells)}<td>{_fmt(std)}</td></tr>")
-    plot = _plot_bpb(result, out_dir)
+    plots = _plots(result, out_dir)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Ablation</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 table{{border-collapse:collapse}}td:first-child{{text-align:left}}</style></head><body>
@@ -139,7 +192,7 @@ table{{border-collapse:collapse}}td:first-child{{text-align:left}}</style></head
 <p>Baseline seeds: {html.escape(str(result['seeds']))}. Under each variant's value: its difference from the
 baseline mean; <b>*</b> marks a difference larger than two standard deviations of the baseline seeds,
 "(noise)" one within them.</p>
-{f'<img src="{plot}" alt="bits per byte per source">' if plot else ''}
+{''.join(f'<p><img src="{file}" alt="{alt}"></p>' for file, alt in plots)}
 <table><tr><th>metric</th>{head}<th>baseline std</th></tr>{''.join(body)}</table></body></html>"""
     path = os.path.join(out_dir, "index.html")
     with open(path + ".tmp", "w") as fh:

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from dolma_pipeline.ablation import Run, VariantConfig, plan_runs
-from dolma_pipeline.ablation_report import compare
+from dolma_pipeline.ablation_report import compare, write_report
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.pipeline import StageConfig, load_pipeline, run_pipeline
+from tests.chromium import images_of, render_in_headless_chromium
 
 W = "/w"
 
@@ -92,6 +93,12 @@ def test_compare_marks_differences_beyond_seed_noise(tmp_path) -> None:
     assert bpb["diff"] == pytest.approx(-0.11) and bpb["beyond_noise"] is True  # std 0.014: 0.11 > 2 std
     acc = result["variants"]["better"]["eval/task/ns/acc"]
     assert acc["beyond_noise"] is False  # std 0.071: 0.01 is noise
+
+    page = write_report(runs, str(tmp_path / "ablation"))
+    assert images_of(tmp_path / "ablation" / "index.html") == ["bits_per_byte.png", "downstream.png",
+                                                               "differences.png"]
+    assert "-0.11 <b>*</b>" in open(page).read() and "+0.01 (noise)" in open(page).read()
+    render_in_headless_chromium(tmp_path / "ablation" / "index.html", height=2400)
 
 
 def test_pipeline_runs_shared_stages_once_and_reruns_only_changed_variants(corpus) -> None:

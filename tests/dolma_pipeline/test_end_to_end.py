@@ -6,8 +6,6 @@ import glob
 import gzip
 import json
 import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from dolma_pipeline.demo_data import build
 from dolma_pipeline.lineage import trace
 from dolma_pipeline.pipeline import load_pipeline, run_pipeline
 from dolma_pipeline.warc.sample import bad_records, pydoc_pages, write_warc
+from tests.chromium import render_in_headless_chromium
 from tests.conftest import REPO
 
 ALL_STAGES = ["web", "classifier", "tag", "dedupe_paragraphs", "dedupe_minhash", "mix", "decontaminate", "remove_contamination",
@@ -97,7 +96,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
         assert image in report and (tmp_path / "report" / image).stat().st_size > 1000
     scored = _jsonl(f"{tmp_path}/corpus/attributes/demo/**/*.jsonl.gz")
     assert all(len(r["attributes"]["demo__fasttext_classifier_v1__hq"]) == 1 for r in scored)
-    _screenshot_in_headless_chromium(tmp_path / "report")
+    render_in_headless_chromium(tmp_path / "report" / "index.html")
 
     chain = {record.stage for record in trace(str(tmp_path / "train"))}
     assert {"train", "tokenize_train", "tokenize_eval", "mix", "tag", "dedupe_paragraphs",
@@ -108,17 +107,3 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert run_pipeline(load_pipeline(config_file)) == []
     changed = _pipeline_file(tmp_path, min_text_length=400)
     assert run_pipeline(load_pipeline(changed)) == ALL_STAGES[ALL_STAGES.index("mix"):]
-
-
-def _screenshot_in_headless_chromium(report_dir) -> None:
-    """Render the report offline in headless Chromium (where installed) and check a real page came out."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        return
-    shot = report_dir / "screenshot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={report_dir / 'chromium-profile'}", "--window-size=1200,3800",
-                    f"--screenshot={shot}", f"file://{report_dir / 'index.html'}"],
-                   capture_output=True, timeout=120, check=True)
-    assert shot.stat().st_size > 50_000  # plots rendered, not a blank page
