@@ -2,8 +2,9 @@
 
 Steps: validate every stream (inputs, attribute sets and files, attribute keys) before writing anything;
 run one work unit per document file (where: `executor`, see dolma_pipeline/executor.py), each writing hidden parts and a
-completion marker; pack the parts of each stream in input order into `<name>-NNNN.jsonl.gz`; write the
-stream's report and a stream marker. A rerun skips finished streams and finished files.
+completion marker; pack the parts of each stream in input order into `<name>-NNNN.jsonl.gz`, one work unit
+per output shard on the same executor (workers read the parts and write the shards: no document passes
+through the driver); write the stream's report and a stream marker. A rerun skips finished streams and finished files.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ import orjson
 from dolma_pipeline import io
 from dolma_pipeline.config import dump_yaml, fingerprint, to_dict
 from dolma_pipeline.errors import DolmaError
-from dolma_pipeline.executor import describe_executor, read_marker, run_shards
+from dolma_pipeline.executor import describe_executor, open_session, read_marker, run_shards
 from dolma_pipeline.safety import check_outputs, redact
 from mixers.config import MixConfig, StreamConfig
 from mixers.report import merge_unit_stats, render, stream_report
-from mixers.shards import Part, claim_parts_dir, plan_shards, remove_parts, write_shards
+from mixers.shards import (
+    PackShard,
+    Part,
+    claim_parts_dir,
+    pack_plan,
+    pack_shard,
+    plan_shards,
+    remove_parts,
+    remove_stale_shards,
+    remove_stale_temporaries,
+)
 from mixers.validate import StreamPlan, plan_stream
 from mixers.worker import MixShard, StreamMixer, mix_file
 
@@ -73,7 +84,9 @@ def _units(plan: StreamPlan, stream_fp: str, max_line_bytes: int) -> list[MixSha
     return units
 
 
-def _pack(plan: StreamPlan, units: list[MixShard]) -> tuple[dict[str, Any], list[str]]:
+def _pack_plan(plan: StreamPlan, stream_fp: str, units: list[MixShard]) -> tuple[list[dict[str, Any]], list[str],
+                                                                                 list[PackShard]]:
+    """The finished units' stats, their part paths and the stream's output shards to pack."""
     stream = plan.config
     unit_stats = []
     for unit in units:
@@ -85,14 +98,27 @@ def _pack(plan: StreamPlan, units: list[MixShard]) -> tuple[dict[str, Any], list
     parts = [Part(io.join(parts_dir, p["path"].rsplit("/", 1)[-1]), p["documents"], p["compressed_bytes"], 0)
              for s in unit_stats for p in s["parts"]]
     groups = plan_shards(parts, stream.output.max_size_in_bytes)
-    written = write_shards(stream.output.path, stream.name, stream.output_extension(), groups)
+    remove_stale_temporaries(stream.output.path, stream.name, stream.output_extension())
+    packs = pack_plan(stream.output.path, stream.name, stream.output_extension(), groups, stream_fp)
+    return unit_stats, [p.path for p in parts], packs
+
+
+def _finish_stream(plan: StreamPlan, stream_fp: str, unit_stats: list[dict[str, Any]], part_paths: list[str],
+                   packs: list[PackShard], executor: dict[str, Any]) -> dict[str, Any]:
+    """Once its shards are packed: the stream's config, report and marker; then its parts go."""
+    stream = plan.config
+    remove_stale_shards(stream.output.path, stream.name, len(packs))
     io.sync_directories()  # the shards' renames are durable before the stream marker says they are done
-    report = stream_report(stream.name, len(units), merge_unit_stats(unit_stats),
-                           [os.path.basename(p) for p in written])
+    report = stream_report(stream.name, len(unit_stats), merge_unit_stats(unit_stats),
+                           [os.path.basename(p.output) for p in packs])
+    report["executor"] = executor  # which executor ran this stream's files, why, and on which workers
     io.write_text(io.join(stream.output.path, f".{stream.name}.mix_config.yaml"), dump_yaml(stream))
     io.write_text(io.join(stream.output.path, f".{stream.name}.mix_report.json"),
                   orjson.dumps(redact(report), option=orjson.OPT_INDENT_2).decode())
-    return report, [p.path for p in parts]
+    marker = {"fingerprint": stream_fp, "report": report}
+    io.write_text(_stream_marker(stream), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
+    remove_parts(_parts_dir(stream), part_paths, packs)
+    return report
 
 
 def run(config: MixConfig) -> int:
@@ -129,19 +155,20 @@ def run(config: MixConfig) -> int:
     validated = time.perf_counter()
     executor: dict[str, Any] = {}
     resumed = 0
-    if all_units:
-        summary = run_shards(mix_file, all_units, processes=config.processes, ray_address=config.ray_address,
-                             debug=config.debug, ignore_existing=config.ignore_existing, desc="mix",
-                             executor=config.executor)
-        executor, resumed = summary.executor, summary.files_resumed
-    mixed = time.perf_counter()
-    for plan, stream_fp, units in pending:
-        report, part_paths = _pack(plan, units)
-        report["executor"] = executor  # which executor ran this stream's files, why, and on which workers
-        marker = {"fingerprint": stream_fp, "report": report}
-        io.write_text(_stream_marker(plan.config), orjson.dumps(redact(marker), option=orjson.OPT_INDENT_2).decode())
-        remove_parts(_parts_dir(plan.config), part_paths)
-        reports[plan.config.name] = report
+    run = {"processes": config.processes, "ray_address": config.ray_address, "debug": config.debug,
+           "ignore_existing": config.ignore_existing, "executor": config.executor}
+    with open_session(config.processes, config.ray_address, config.debug, config.executor):
+        if all_units:
+            summary = run_shards(mix_file, all_units, desc="mix", **run)
+            executor, resumed = summary.executor, summary.files_resumed
+        mixed = time.perf_counter()
+        packing = [(plan, stream_fp, *_pack_plan(plan, stream_fp, units)) for plan, stream_fp, units in pending]
+        all_packs = [pack for *_, packs in packing for pack in packs]
+        if all_packs:  # workers read the parts and write the shards; nothing passes through this process
+            packed = run_shards(pack_shard, all_packs, desc="pack", **run).executor
+            executor = {**executor, "pack": {k: packed[k] for k in ("kind", "workers", "worker_pids") if k in packed}}
+    for plan, stream_fp, unit_stats, part_paths, packs in packing:
+        reports[plan.config.name] = _finish_stream(plan, stream_fp, unit_stats, part_paths, packs, executor)
 
     log.info("validated in %.1fs, mixed %d file(s) (%d already done) in %.1fs (Ray start-up included), "
              "packed in %.1fs", validated - started, len(all_units), resumed, mixed - validated,

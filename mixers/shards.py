@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dolma_pipeline import io
+from dolma_pipeline.config import fingerprint
+from dolma_pipeline.errors import DolmaError
+from dolma_pipeline.executor import Shard, marker_path
 from dolma_pipeline.safety import claim_dir, remove_owned_dir
 
 COPY_CHUNK = 1 << 22
@@ -163,39 +166,67 @@ def shard_name(name: str, index: int, extension: str) -> str:
     return f"{name}-{index:04d}{extension}"
 
 
-def write_shards(output_dir: str, name: str, extension: str, groups: list[list[Part]]) -> list[str]:
-    """Concatenate each group of parts into its final shard (atomically) and remove stale shards."""
-    remove_stale_temporaries(output_dir, name, extension)
-    written = []
+@dataclass
+class PackShard(Shard):
+    """One output shard and the parts concatenated into it, in order: a unit of work for the executor, so
+    that workers, not the driver, read the parts and write the shard."""
+
+    parts: list[str] = field(default_factory=list)
+    documents: int = 0
+    compressed_bytes: int = 0
+
+
+def pack_plan(output_dir: str, name: str, extension: str, groups: list[list[Part]],
+              stream_fingerprint: str) -> list[PackShard]:
+    """One `PackShard` per group of parts (see `plan_shards`), numbered in order."""
+    shards = []
     for index, group in enumerate(groups):
-        target = io.join(output_dir, shard_name(name, index, extension))
-        if len(group) == 1 and not io.is_remote(target) and not io.is_remote(group[0].path):
-            os.replace(group[0].path, target)  # parts are deleted after packing anyway: move, not copy
-            io.renamed_into(output_dir)
-        else:
-            out = _AtomicRawFile(target)
-            try:
-                for part in group:
-                    with io.open_raw(part.path) as fh:
-                        for chunk in iter(lambda fh=fh: fh.read(COPY_CHUNK), b""):
-                            out.write(chunk)
-            except BaseException:
-                out.abort()
-                raise
-            out.commit()
-        written.append(target)
-    remove_stale_shards(output_dir, name, len(groups))
-    return written
+        parts = [p.path for p in group]
+        shards.append(PackShard(
+            input=parts[0], output=io.join(output_dir, shard_name(name, index, extension)),
+            fingerprint=fingerprint({"stream": stream_fingerprint, "index": index,
+                                     "parts": [[os.path.basename(p.path), p.compressed_bytes] for p in group]}),
+            parts=parts, documents=sum(p.documents for p in group),
+            compressed_bytes=sum(p.compressed_bytes for p in group)))
+    return shards
+
+
+def pack_shard(shard: PackShard) -> dict[str, int]:
+    """Executor work: concatenate the shard's parts into it atomically (gzip members and zstd frames
+    concatenate into valid files). A lone local part is moved instead; a rerun after a kill between that
+    move and the completion marker finds the shard in place, of the recorded size."""
+    target = shard.output
+    local = not io.is_remote(target) and not any(io.is_remote(p) for p in shard.parts)
+    if local and len(shard.parts) == 1:
+        part = shard.parts[0]
+        if os.path.exists(part):
+            os.replace(part, target)
+            io.renamed_into(os.path.dirname(target))
+        elif not (os.path.exists(target) and os.path.getsize(target) == shard.compressed_bytes):
+            raise DolmaError(f"{part}: the part of shard {target} is missing; rerun with --ignore_existing")
+    else:
+        out = _AtomicRawFile(target)
+        try:
+            for path in shard.parts:
+                with io.open_raw(path) as fh:
+                    for chunk in iter(lambda fh=fh: fh.read(COPY_CHUNK), b""):
+                        out.write(chunk)
+        except BaseException:
+            out.abort()
+            raise
+        out.commit()
+    return {"documents": shard.documents, "bytes": shard.compressed_bytes}
 
 
 def remove_stale_shards(output_dir: str, name: str, keep: int) -> None:
-    """Shards numbered >= `keep` left by an earlier run with a different config (local outputs only)."""
+    """Shards numbered >= `keep` left by an earlier run with a different config, and their packing
+    markers (local outputs only)."""
     if io.is_remote(output_dir) or not os.path.isdir(output_dir):
         return
-    pattern = re.compile(re.escape(name) + r"-(\d{4,})\.jsonl(\.gz|\.zst)?$")
+    pattern = re.compile(r"\.?" + re.escape(name) + r"-(\d{4,})\.jsonl(\.gz|\.zst)?(\.done\.json)?$")
     for entry in os.listdir(output_dir):
         m = pattern.match(entry)
-        if m and int(m.group(1)) >= keep:
+        if m and int(m.group(1)) >= keep and (entry.startswith(".") == bool(m.group(3))):
             os.remove(os.path.join(output_dir, entry))
 
 
@@ -221,7 +252,10 @@ def claim_parts_dir(parts_dir: str) -> None:
         claim_dir(parts_dir)
 
 
-def remove_parts(parts_dir: str, paths: list[str]) -> None:
+def remove_parts(parts_dir: str, paths: list[str], packs: list[PackShard]) -> None:
+    """After the stream's marker: its parts (with their markers) and the packing markers of its shards."""
+    for pack in packs:
+        io.remove(marker_path(pack.output))
     for path in paths:
         io.remove(path)
         io.remove(f"{os.path.dirname(path)}/.{os.path.basename(path)}.done.json")

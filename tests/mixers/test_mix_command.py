@@ -143,6 +143,11 @@ def test_one_vs_two_workers_identical_bytes(mix_corpus, tmp_path, executor):
     assert two["executor"]["kind"] == {"auto": "local"}.get(executor, executor)
     assert two["executor"]["workers"] == 2  # two distinct worker processes ran files
     assert one["executor"]["worker_pids"][0] not in two["executor"]["worker_pids"]
+    # the shards are packed by workers too (they read the parts and write the shards), not by this process
+    assert len(json.loads(reports[1].read_text())[0]["shards"]) == 2
+    assert two["executor"]["pack"]["kind"] == two["executor"]["kind"]
+    assert os.getpid() not in [pid for _, pid in two["executor"]["pack"]["worker_pids"]]
+    assert [pid for _, pid in one["executor"]["pack"]["worker_pids"]] == [os.getpid()]
 
 
 def _mix_case() -> Case:
