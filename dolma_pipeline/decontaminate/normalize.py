@@ -25,26 +25,18 @@ from functools import lru_cache
 import regex
 
 from dolma_pipeline.decontaminate.config import NormalizeConfig
+from dolma_pipeline.dedupe.words import OUTSIDE_THE_RULES as _OUTSIDE_THE_RULES
+from dolma_pipeline.dedupe.words import ascii_words_pattern, unicode_words_pattern
 
 # the ASCII characters that are neither letters nor digits ("\n" excepted: it separates the lines)
 _ASCII_NON_ALNUM = "".join(chr(c) for c in range(128) if not chr(c).isalnum() and chr(c) != "\n")
 _ASCII_OTHER_SPACES = [chr(c) for c in range(128) if chr(c).isspace() and chr(c) not in " \n"]
 _SPACE_RUN = re.compile("  +")
 _WORD = regex.compile(r"[\w\p{M}]+")
-# Unicode word-break segments of ASCII text (UAX #29 restricted to ASCII): letters, digits and "_" join
-# (WB5, WB8-WB10, WB13a/b); ":", ".", "'" join two letters (WB6/7); ",", ";", ".", "'" join two digits
-# (WB11/12); any other non-space character is a segment of its own (WB999).
-_ASCII_SEGMENT = re.compile(r"[A-Za-z0-9_]+(?:(?:(?<=[A-Za-z])[:.'](?=[A-Za-z])|(?<=[0-9])[,;.'](?=[0-9]))"
-                            r"[A-Za-z0-9_]+)*|\S")
-# The same rules over Unicode's Word_Break classes, for text without the classes whose rules they leave
-# out (Extend/Format/ZWJ, which attach to what precedes, Katakana, Hebrew letters, regional indicators,
-# line breaks, and U+202F, the one white space that joins words); "\S" as Python's str.isspace knows it.
-_L, _N, _E = r"\p{WB=ALetter}", r"\p{WB=Numeric}", r"\p{WB=ExtendNumLet}"
-_UNICODE_SEGMENT = regex.compile(
-    rf"[{_L}{_N}{_E}]+(?:(?:(?<={_L})[\p{{WB=MidLetter}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}](?={_L})"
-    rf"|(?<={_N})[\p{{WB=MidNum}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}](?={_N}))[{_L}{_N}{_E}]+)*|[^\s\x1c-\x1f]")
-_OUTSIDE_THE_RULES = regex.compile(r"[\p{WB=Extend}\p{WB=ZWJ}\p{WB=Format}\p{WB=Katakana}\p{WB=Hebrew_Letter}"
-                                   r"\p{WB=Regional_Indicator}\p{WB=CR}\p{WB=LF}\p{WB=Newline}\u202f]")
+# Unicode word-break segments (dolma_pipeline/dedupe/words.py has the rules); a lone character is any
+# that Python's str.isspace does not take for white space
+_ASCII_SEGMENT = ascii_words_pattern(r"\S")
+_UNICODE_SEGMENT = unicode_words_pattern(r"[^\s\x1c-\x1f]")
 
 
 def normalize_lines(text: str, rules: NormalizeConfig) -> list[str]:

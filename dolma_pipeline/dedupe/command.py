@@ -15,7 +15,7 @@ from typing import Any
 from dolma_pipeline import io
 from dolma_pipeline.config import fingerprint, to_dict
 from dolma_pipeline.dedupe import bloom as bloom_filter
-from dolma_pipeline.dedupe import exact
+from dolma_pipeline.dedupe import exact, ngram
 from dolma_pipeline.dedupe.config import DedupeConfig
 from dolma_pipeline.dedupe.plan import ReduceShard, RunPlan, make_plan
 from dolma_pipeline.errors import ConfigError
@@ -76,41 +76,59 @@ def _exact_rules(config: DedupeConfig) -> exact.UnitRules:
 
 
 def run_exact(config: DedupeConfig, runner: StageRunner) -> RunPlan:
+    """Exact dedupe of documents or paragraphs, or Dolma's n-gram paragraph dedupe (`paragraphs.by_ngram`):
+    the same map / reduce / write stages, the n-gram mode with its own map and write (ngram.py)."""
     rules = _exact_rules(config)
     partitions = config.num_partitions
     bloom = config.bloom_filter
     read_only = bloom is not None and bloom.read_only
+    by_ngram = config.dedupe.paragraphs.ngram if config.dedupe.paragraphs else None
+    ngram_rules = ngram.NgramRules(**to_dict(by_ngram)) if by_ngram else None
+    stage = "ngram" if ngram_rules else "exact"
     plan = make_plan(config, [FORMAT_VERSION, "exact", exact.UNIT_HASH, to_dict(rules)]
-                     + ([bloom_filter.filter_fingerprint(bloom)] if read_only else []))
-    map_files = [plan.stage_dir("exact", "map", f"{i:06d}.bin") for i in range(len(plan.files))]
-    reduce_files = [plan.stage_dir("exact", "reduce", f"{p:05d}.bin") for p in range(partitions)]
-    skeletons = [plan.stage_dir("exact", "documents", f"{i:06d}.bin") for i in range(len(plan.files))]
+                     + ([bloom_filter.filter_fingerprint(bloom)] if read_only else [])
+                     + ([to_dict(ngram_rules)] if ngram_rules else []))
+    map_files = [plan.stage_dir(stage, "map", f"{i:06d}.bin") for i in range(len(plan.files))]
+    reduce_files = [plan.stage_dir(stage, "reduce", f"{p:05d}.bin") for p in range(partitions)]
+    skeletons = [plan.stage_dir(stage, "documents", f"{i:06d}.bin") for i in range(len(plan.files))]
+    paragraphs = [plan.stage_dir(stage, "paragraphs", f"{i:06d}.bin") for i in range(len(plan.files))]
     section = config.dedupe
     attribute_name = (section.documents or section.paragraphs).attribute_name  # type: ignore[union-attr]
 
     write_fp = fingerprint([plan.inputs_fingerprint, attribute_name])
-    write_shards = [
-        exact.ExactWriteShard(input=path, output=out, fingerprint=write_fp, file_index=i, reduce_files=reduce_files,
-                              skeleton=skeletons[i], attribute_name=attribute_name)
-        for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
+    common = [dict(input=path, output=out, fingerprint=write_fp, file_index=i, reduce_files=reduce_files,
+                   skeleton=skeletons[i], attribute_name=attribute_name)
+              for i, (path, out) in enumerate(zip(plan.files, plan.attribute_files))]
+    if ngram_rules:
+        write_work: Any = ngram.ngram_write
+        write_shards: list[Shard] = [
+            ngram.NgramWriteShard(**kw, paragraphs=paragraphs[i], overlap_threshold=ngram_rules.overlap_threshold)
+            for i, kw in enumerate(common)]
+    else:
+        write_work, write_shards = exact.exact_write, [exact.ExactWriteShard(**kw) for kw in common]
     if not runner.all_done(write_shards):
-        _exact_shuffle(runner, plan, rules, map_files, reduce_files, skeletons, config.max_line_bytes,
-                       bloom.file if read_only else None)
+        map_common = [dict(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
+                           rules=rules, partitions=partitions, skeleton=skeletons[i],
+                           max_line_bytes=config.max_line_bytes)
+                      for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))]
+        if ngram_rules:
+            map_work: Any = ngram.ngram_map
+            map_shards: list[Shard] = [ngram.NgramMapShard(**kw, ngram=ngram_rules, paragraphs=paragraphs[i])
+                                       for i, kw in enumerate(map_common)]
+        else:
+            map_work, map_shards = exact.exact_map, [exact.ExactMapShard(**kw) for kw in map_common]
+        _exact_shuffle(runner, plan, rules, map_work, map_shards, reduce_files, bloom.file if read_only else None)
         if bloom is not None and bloom.file and not read_only:
             bloom_filter.write_filter(bloom, map_files, partitions)
-    runner.run("write", exact.exact_write, write_shards)
+    runner.run("write", write_work, write_shards)
     return plan
 
 
-def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_files: list[str],
-                   reduce_files: list[str], skeletons: list[str], max_line_bytes: int,
-                   filter_file: str | None = None) -> None:
+def _exact_shuffle(runner: StageRunner, plan: RunPlan, rules: exact.UnitRules, map_work: Any,
+                   map_shards: list[Shard], reduce_files: list[str], filter_file: str | None = None) -> None:
     partitions = len(reduce_files)
-    mapped = runner.run("map", exact.exact_map, [
-        exact.ExactMapShard(input=path, output=out, fingerprint=fingerprint([fp, partitions]), file_index=i,
-                            rules=rules, partitions=partitions, skeleton=skeletons[i],
-                            max_line_bytes=max_line_bytes)
-        for i, (path, out, fp) in enumerate(zip(plan.files, map_files, plan.file_fingerprints))])
+    map_files = [shard.output for shard in map_shards]
+    mapped = runner.run("map", map_work, map_shards)
     _check_not_disabled(mapped, rules)
     if filter_file:  # bloom_filter.read_only: flag the units found in an earlier run's filter
         runner.run("reduce", bloom_filter.bloom_reduce, [

@@ -19,11 +19,33 @@ class DocumentDedupeConfig:
 
 
 @dataclass
+class NgramDedupeConfig:
+    """Dolma's `by_ngram`: a paragraph is scored by the fraction of its word n-grams seen earlier
+    (dolma_pipeline/dedupe/ngram.py has the exact rules)."""
+
+    ngram_length: int = 0  # Unicode (UAX #29) words per n-gram; 0: exact paragraph dedupe instead
+    stride: int = 0  # words between sampled n-gram starts (Dolma's rule: starts 0, 1, 1+stride, ...); 0 or 1: all
+    overlap_threshold: float = 1.0  # flag a paragraph whose seen fraction is at least this (compared in float32)
+    skip_short_paragraphs: bool = False  # paragraphs with < 2 n-grams are scored by their n-grams, not as a whole
+
+    def validate(self) -> None:
+        if self.ngram_length < 0 or self.stride < 0:
+            raise ConfigError("dedupe.paragraphs.by_ngram.ngram_length and stride must not be negative")
+
+
+@dataclass
 class ParagraphDedupeConfig:
-    """Exact paragraph dedupe; paragraphs are the pieces between `paragraph_separator`s."""
+    """Paragraph dedupe, exact or by n-gram overlap (`by_ngram`); paragraphs are the pieces between
+    `paragraph_separator`s."""
 
     attribute_name: str | None = None  # attribute key of duplicate paragraph spans
     paragraph_separator: str = "\n"  # text that separates paragraphs
+    by_ngram: NgramDedupeConfig | None = None  # score paragraphs by seen word n-grams (Dolma's by_ngram)
+
+    @property
+    def ngram(self) -> NgramDedupeConfig | None:
+        """The n-gram settings when they apply (Dolma dedupes whole paragraphs when ngram_length is 0)."""
+        return self.by_ngram if self.by_ngram is not None and self.by_ngram.ngram_length > 0 else None
 
 
 @dataclass
@@ -115,7 +137,7 @@ class DedupeSection:
 
     name: str = ""  # names the attribute directory (attributes/<name>)
     documents: DocumentDedupeConfig | None = None  # exact document dedupe by a key
-    paragraphs: ParagraphDedupeConfig | None = None  # exact paragraph dedupe
+    paragraphs: ParagraphDedupeConfig | None = None  # paragraph dedupe: exact, or by n-gram overlap (by_ngram)
     minhash: MinHashConfig | None = None  # MinHash near-duplicate detection
     skip_empty: bool = False  # ignore empty documents or paragraphs
     min_length: int = 0  # units (documents or paragraphs) with fewer characters are not deduplicated
@@ -151,6 +173,8 @@ class DedupeSection:
                 raise ConfigError("dedupe.paragraphs.attribute_name is required")
             if not self.paragraphs.paragraph_separator:
                 raise ConfigError("dedupe.paragraphs.paragraph_separator must not be empty")
+            if self.paragraphs.by_ngram is not None:
+                self.paragraphs.by_ngram.validate()
 
 
 @dataclass
