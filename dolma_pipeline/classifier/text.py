@@ -7,7 +7,7 @@ fastText taggers (`core/ft_tagger.py`, `taggers/jigsaw.py`):
 - units: `document` is the whole text; `paragraph` is Dolma's `split_paragraphs` (each line with its
   newline, whitespace-only lines left out); `sentence` is Dolma's `split_sentences` (blingfire's sentence
   breaker, offsets mapped from UTF-8 bytes to characters exactly as blingfire's Python wrapper maps them,
-  here with numpy instead of a Python loop over every byte);
+  here per sentence boundary instead of a Python loop over every byte);
 - preparation: `text.replace("\\n", " ").strip()`, what Dolma passes to `predict` (fastText reads one
   line; it splits words on ASCII whitespace itself).
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import ctypes
 from typing import Any, Literal
-
-import numpy as np
 
 from dolma_pipeline.errors import ConfigError
 
@@ -58,54 +56,72 @@ def _blingfire() -> Any:
     return _BLINGFIRE
 
 
-_BUFFER: Any = None
+class _Buffers:
+    """blingfire's output text and offset arrays, reused and grown (its wrapper makes new ones per call).
 
+    Reuse is safe: blingfire zeroes both offset arrays up to the capacity it is given and writes its text
+    (ending with a NUL) from the start of the buffer; only the first `capacity` elements are ever read.
+    """
 
-def _output_buffer(capacity: int) -> Any:
-    """A reused output buffer of at least `capacity` bytes (blingfire's wrapper makes a new one per call)."""
-    global _BUFFER
-    if _BUFFER is None or len(_BUFFER) < capacity:
-        _BUFFER = ctypes.create_string_buffer(max(capacity, 2 * len(_BUFFER) if _BUFFER is not None else 1 << 16))
-    return _BUFFER
+    size = 0
+    text: Any = None
+    starts: Any = None
+    ends: Any = None
+
+    @classmethod
+    def get(cls, capacity: int) -> tuple[Any, Any, Any]:
+        if capacity > cls.size:
+            cls.size = max(capacity, 2 * cls.size, 1 << 16)
+            cls.text = ctypes.create_string_buffer(cls.size)
+            cls.starts = (ctypes.c_int32 * cls.size)()
+            cls.ends = (ctypes.c_int32 * cls.size)()
+        return cls.text, cls.starts, cls.ends
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Dolma's sentences (blingfire 0.1.8 `text_to_sentences_and_offsets`), as character offsets.
 
-    The same native call and the same byte-to-character mapping as blingfire's wrapper, including its
-    quirks (a whitespace-only text gives one sentence), so spans equal Dolma's.
+    The same native call (same capacity, 2 bytes per input byte) and the same byte-to-character mapping
+    as blingfire's wrapper, including its quirks (a whitespace-only text gives one sentence), so spans
+    equal Dolma's. The mapping is done per sentence boundary, not per byte: ASCII text maps bytes to
+    themselves, other text counts the characters decoded between consecutive boundaries.
     """
     if not text:
         return []
     data = text.encode("utf-8", "replace")  # a lone surrogate is one character and becomes one byte, "?"
     size = len(data)
-    lib = _blingfire()
     capacity = 2 * size
-    out = _output_buffer(capacity)
-    starts = np.zeros(capacity, dtype=np.int32)
-    ends = np.zeros(capacity, dtype=np.int32)
-    pointer = ctypes.POINTER(ctypes.c_int32)
-    written = lib.TextToSentencesWithOffsets(ctypes.c_char_p(data), ctypes.c_int(size), out,
-                                             starts.ctypes.data_as(pointer), ends.ctypes.data_as(pointer),
-                                             ctypes.c_int(capacity))
+    out, starts, ends = _Buffers.get(capacity)
+    written = _blingfire().TextToSentencesWithOffsets(data, size, out, starts, ends, capacity)
     if written == -1 or written > capacity:
         return []
-    text_out = out.raw[:written]  # the wrapper reads its zero-filled buffer up to the first NUL
-    count = text_out[: text_out.find(b"\0")].count(b"\n") + 1 if b"\0" in text_out else text_out.count(b"\n") + 1
-    targets = np.empty(2 * count, dtype=np.int64)
+    text_out = ctypes.string_at(out, written)  # the wrapper reads its zero-filled buffer up to the first NUL
+    nul = text_out.find(b"\0")
+    count = (text_out if nul < 0 else text_out[:nul]).count(b"\n") + 1
+    targets = [0] * (2 * count)
     targets[0::2] = starts[:count]
-    targets[1::2] = ends[:count].astype(np.int64) + 1  # blingfire's ends are inclusive
-    raw = np.frombuffer(data, dtype=np.uint8)
-    char_start = (raw & 0xC0) != 0x80
-    head, last = targets[:-1], targets[-1]
-    simple = (np.all(np.diff(targets) >= 0) and head.min() >= 0 and head.max() < size
-              and bool(char_start[head].all()) and (last == size or (0 <= last < size and char_start[last])))
-    if simple:
-        char_index = np.cumsum(char_start) - 1
-        offsets = np.where(targets < size, char_index[np.minimum(targets, size - 1)], len(text)).tolist()
-    else:
-        offsets = _map_offsets_slowly(data, targets.tolist(), len(text))
-    return [(offsets[i], offsets[i + 1]) for i in range(0, len(offsets) - 1, 2)]
+    targets[1::2] = [end + 1 for end in ends[:count]]  # blingfire's ends are inclusive
+    offsets = _map_offsets(data, targets, len(text), text.isascii())
+    return list(zip(offsets[0::2], offsets[1::2]))
+
+
+def _map_offsets(data: bytes, targets: list[int], length: int, ascii: bool) -> list[int]:
+    """The wrapper's byte-to-character mapping of ordered boundaries (each a character start, the last
+    possibly the end of the text); anything else goes through the wrapper's own loop."""
+    size = len(data)
+    ordered = targets[0] >= 0 and targets[-1] <= size and (len(targets) < 2 or targets[-2] < size) \
+        and all(a <= b for a, b in zip(targets, targets[1:]))
+    if ordered and ascii:
+        return targets  # one byte per character
+    if ordered and all(data[t] & 0xC0 != 0x80 for t in targets if t < size):
+        offsets, chars, previous = [], 0, 0
+        for t in targets:
+            if t != previous:
+                chars += len(data[previous:t].decode("utf-8"))
+                previous = t
+            offsets.append(chars)
+        return offsets
+    return _map_offsets_slowly(data, targets, length)
 
 
 def _map_offsets_slowly(data: bytes, targets: list[int], length: int) -> list[int]:

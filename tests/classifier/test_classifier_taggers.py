@@ -66,6 +66,15 @@ def test_sentences_are_blingfire_s(texts):
     assert split_sentences("") == []
 
 
+def test_sentences_after_a_longer_text_are_blingfire_s(texts):
+    """The output buffers are reused: a short text after a long one must not read the long one's leftovers."""
+    import blingfire
+
+    long = "\n".join(d["text"] for d in texts["docs"][:10] + texts["legal"][:10])
+    for text in [long, "Hi. There.", "\u00e9t\u00e9. Oui!", long[:50], "  ", "a", long[-300:] + " \u65e5\u672c.", "x"]:
+        assert split_sentences(text) == blingfire.text_to_sentences_and_offsets(text)[1], repr(text[:80])
+
+
 def test_paragraphs_are_dolma_s():
     import re
 
