@@ -57,12 +57,15 @@ def run_tag(executable: str, documents_glob: str, taggers: list[str], processes:
 
 
 def run_tag_timed(executable: str, documents_glob: str, taggers: list[str], mode_args: list[str],
-                  experiment: str) -> tuple[float, float, int, str]:
-    """(wall seconds, CPU seconds of the command and its waited-for children, exit status, output tail)."""
+                  experiment: str, env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the command and its waited-for children, exit status, output tail).
+
+    `env`: the command's whole environment (default: this one, offline, quiet, `tokenizers` single-threaded)."""
     command = [executable, "tag", "--documents", documents_glob, "--experiment", experiment, "--taggers", *taggers,
                *mode_args]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", DOLMA_NO_PROGRESS="1", RAY_AUTH_MODE="disabled",
-               TOKENIZERS_PARALLELISM="false")
+    if env is None:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", DOLMA_NO_PROGRESS="1", RAY_AUTH_MODE="disabled",
+                   TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryFile("w+") as output:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True, env=env)
