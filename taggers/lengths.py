@@ -8,12 +8,14 @@ text's measure, as Dolma does for each name).
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import regex
 
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.tagger import TAGGERS, Tagger
+from dolma_pipeline.tokenize.bpe_cache import WHITESPACE
 from taggers.paragraphs import paragraph_bounds
 
 # Dolma's word-ish pieces (`regex`, not `re`: its `\w` also covers combining marks, as Dolma's does).
@@ -178,17 +180,40 @@ def olmo_pre_tokenizer() -> Any:
     ])
 
 
+# A run of whitespace (as the pre-tokeniser's regex engine reads `\s`) and the non-whitespace after it.
+_CHUNK = re.compile(f"[{WHITESPACE}]*[^{WHITESPACE}]+|[{WHITESPACE}]+")
+MAX_CACHED_CHUNKS = 1 << 20
+
+
 @TAGGERS.register("olmo_pretokenizer_v1")
 class OlmoPreTokenizer(Tagger):
-    """Number of OLMo pre-tokens of the document (`length`)."""
+    """Number of OLMo pre-tokens of the document (`length`).
+
+    Counted per chunk (a whitespace run and the non-whitespace after it), each distinct chunk once: no
+    pre-token crosses the start of a whitespace run that follows non-whitespace (`" ?\\p{P}"` and
+    `" ?\\d"` hold one space at most, before their character; the byte-level pieces are whitespace runs or
+    an optional space and non-whitespace), and no piece depends on text before it, so a text's count is the
+    sum of its chunks' counts, whatever was cached (`bpe_cache` makes the same argument for token ids).
+    """
 
     def setup(self) -> None:
         self._pre = olmo_pre_tokenizer()
+        self._counts: dict[str, int] = {}
 
     def count(self, text: str) -> float:
         if not hasattr(self, "_pre"):
             self.setup()
-        return float(len(self._pre.pre_tokenize_str(text.encode("utf-8", "replace").decode("utf-8"))))
+        chunks = _CHUNK.findall(text)
+        counts = self._counts
+        missing = set(chunks).difference(counts)
+        if missing:
+            if len(counts) + len(missing) > MAX_CACHED_CHUNKS:
+                counts.clear()  # bounded memory; counts never depend on what was cached
+                missing = set(chunks)
+            pre_tokenize = self._pre.pre_tokenize_str
+            for chunk in missing:  # lone surrogates read as "?", one character each, as for the whole text
+                counts[chunk] = len(pre_tokenize(chunk.encode("utf-8", "replace").decode("utf-8")))
+        return float(sum(map(counts.__getitem__, chunks)))
 
     def predict(self, doc: Document) -> list[Span]:
         return [Span(0, len(doc.text), "length", self.count(doc.text))]

@@ -181,3 +181,49 @@ def test_adblock_rules():
                        "ads.example.com.au": False, "site.com/banner/12/ad": True, "img.example/a.png": False,
                        "tp.example/a": True, "www.example.net/path/x": True, "devilish.org": True,
                        "adsxexample.com": False}
+
+
+@pytest.mark.parametrize("hub", ["allenai/gpt-neox-olmo-dolma-v1_5", "allenai/dolma2-tokenizer",
+                                 "allenai/eleuther-ai-gpt-neox-20b-pii-special"])
+def test_token_counts_are_the_encodings_lengths(hub):
+    """The count-only paths (chunk-cached byte-level BPE, chunked cl100k) give `len(encode(text).ids)`."""
+    import taggers.tokenizer_lengths as lengths
+    from tests.taggers.dolma_parity_harness import read_docs
+
+    tokenizer = lengths.load_tokenizer("t", hub, None)
+    counter = lengths.TokenCounter(tokenizer)
+    # dolma2 is not byte-level BPE but cl100k's pattern
+    assert (counter.cache is not None, counter.chunked is not None) == (
+        (False, True) if hub == "allenai/dolma2-tokenizer" else (True, False))
+    if counter.chunked is not None:
+        counter.chunked.counts.update({f"x{i}": 1 for i in range(lengths.MAX_CACHED_CHUNKS)})  # full: cleared
+    rnd = random.Random(1)
+    alphabet = ["a", "Z", "é", "1", "٣", " ", "  ", "\n", "\r\n", "\t", "\xa0", "\x1c", "\x85", "\u2028", "\u3000", "'s",
+                "'T", ".", ",", "-", "_", "日", "ـ", "\u200b",
+                "<|endoftext|>", "|||EMAIL_ADDRESS|||", "\u0301", "$"]
+    texts = [row["text"] for row in read_docs(limit=40)] + [
+        "", " ", "a\ud800b", "<|endoftext|> x <|padding|>", "|||EMAIL_ADDRESS||| and   spaces\n\n\tdef f():",
+        "\u00a0\u3000 x\u2028y \u0130stanbul \ufb01 caf\u0065\u0301", "x" * 5000, "Ça va? 日本語のテキスト。"] + [
+        "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 25))) for _ in range(2000)]
+    safe = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+    for special in (False, True):
+        expected = [len(e.ids) for e in tokenizer.encode_batch(safe, add_special_tokens=special)]
+        assert counter.counts(texts, special) == expected
+
+
+def test_olmo_pretoken_counts_by_chunk_are_the_whole_texts(monkeypatch):
+    """Counting cached chunks gives the pre-tokeniser's count of the whole text, cache full or cleared."""
+    import taggers.lengths as lengths
+    from tests.taggers.dolma_parity_harness import read_docs
+
+    pre = lengths.olmo_pre_tokenizer()
+    tagger = TAGGERS.get("olmo_pretokenizer_v1")()
+    tagger.setup()
+    rnd = random.Random(0)
+    alphabet = " \t\n\r\x0b\x1c\x85\xa0\u2028\u3000a1\u0661\u00b2.,'s-?!\"é\u0301\ud800_$+日"
+    texts = [row["text"] for row in read_docs(limit=60)] + [
+        "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))) for _ in range(3000)]
+    monkeypatch.setattr(lengths, "MAX_CACHED_CHUNKS", 500)  # the cache is also cleared on the way
+    for text in texts:
+        whole = len(pre.pre_tokenize_str(text.encode("utf-8", "replace").decode("utf-8")))
+        assert tagger.count(text) == whole, repr(text)
