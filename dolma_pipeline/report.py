@@ -168,17 +168,17 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
 
     scan = scan_attributes([s.output for s in by_command["tag"] + by_command["dedupe"]])
     tag_docs = scan.documents
-    mix_reports, later_mixes = [], []  # a later mix (e.g. removing contamination) is a bar of its own
+    mix_reports, mixed = [], []  # per stream of every mix stage (a later mix, e.g. removing contamination, too)
     for i, stage in enumerate(by_command["mix"]):
         reports = [r for p in sorted(glob.glob(os.path.join(stage.output, "**", ".*.mix_report.json"),
                                                recursive=True)) if (r := _read_json(p))]
         mix_reports += reports
-        if i:
-            later_mixes.append((stage.name, sum(r["documents_out"] for r in reports)))
-    token_summaries = [r for s in by_command["tokenize"]
-                       if (r := _read_json(os.path.join(s.output, "dolma_tokenize.summary.json")))]
+        mixed += [(f"{'mixed' if i == 0 else stage.name}: {r.get('stream', '?')}", r["documents_out"])
+                  for r in reports]
+    tokenized = [(s.name, r) for s in by_command["tokenize"]
+                 if (r := _read_json(os.path.join(s.output, "dolma_tokenize.summary.json")))]
 
-    # waterfall
+    # waterfall: one bar per stage, and per stream (or tokenize stage) where a stage writes several
     labels, values = [], []
     if tag_docs:
         labels.append("tagged")
@@ -186,30 +186,27 @@ def build_report(workdir: str, out_dir: str, max_score_plots: int = 16) -> str:
     if scan.duplicates:
         labels.append("unique (MinHash)")
         values.append(tag_docs - scan.duplicates)
-    if mix_reports:
-        labels.append("mixed")
-        values.append(sum(r["documents_out"] for r in mix_reports) - sum(n for _, n in later_mixes))
-        for name, documents in later_mixes:
-            labels.append(name)
-            values.append(documents)
-    if token_summaries:
-        labels.append("tokenized")
-        values.append(sum(t["documents"] for t in token_summaries))
+    for label, documents in mixed:
+        labels.append(label)
+        values.append(documents)
+    for name, summary in tokenized:
+        labels.append(f"{name} (tokenized)")
+        values.append(summary["documents"])
     if labels:
         img = _bar(out_dir, "waterfall.png", "Documents kept after each stage", labels, values, ylabel="documents")
-        tokens = sum(t["tokens"] for t in token_summaries)
+        tokens = sum(t["tokens"] for _, t in tokenized)
         rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{int(v):,}</td></tr>" for label, v in zip(labels, values))
-        extra = f"<p>Tokens written: <b>{tokens:,}</b></p>" if token_summaries else ""
+        extra = f"<p>Tokens written: <b>{tokens:,}</b></p>" if tokenized else ""
         sections.append(("Documents after each stage", f'<img src="{img}"><table>{rows}</table>{extra}'))
 
     dropped = Counter()
     replaced = Counter()
-    for r in mix_reports:
-        dropped.update(r.get("dropped", {}))
+    for r in mix_reports:  # per stream: an eval stream's "kept for training" is not a training-data loss
+        dropped.update({f"{r.get('stream', '?')}: {rule}": n for rule, n in r.get("dropped", {}).items()})
         replaced.update(r.get("spans_replaced", {}))
     if dropped:
         items = dropped.most_common(15)
-        img = _bar(out_dir, "drops.png", "Documents dropped by rule (mix)", [k[:60] for k, _ in items],
+        img = _bar(out_dir, "drops.png", "Documents dropped by rule (mix), per stream", [k[:60] for k, _ in items],
                    [v for _, v in items], horizontal=True)
         sections.append(("Drops by rule", f'<img src="{img}">'))
     else:

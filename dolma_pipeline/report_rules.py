@@ -7,24 +7,39 @@ removed copy beside its cluster's kept copy; other drop reasons show removed doc
 from __future__ import annotations
 
 import html
+import zlib
 from typing import Any
 
 from dolma_pipeline.report_plots import histogram_png
 from dolma_pipeline.sketches import LogHistogram
 
 OP_WORDS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+MARK_COLOURS = ("#a5d6a7", "#ce93d8", "#ffab91", "#80deea")
+
+
+def _colour(label: str) -> str:
+    """The same colour for a kind of span on the whole page: PII yellow, duplicates blue, the rest by name."""
+    if label.isupper():  # PII entity types (EMAIL_ADDRESS, ...)
+        return "#ffd54f"
+    if "contamin" in label:
+        return "#f48fb1"
+    if "duplicate" in label:
+        return "#90caf9"
+    return MARK_COLOURS[zlib.crc32(label.encode()) % len(MARK_COLOURS)]
 
 
 def excerpt_html(item: dict[str, Any]) -> str:
     """The excerpt, escaped, with its spans in <mark> (overlaps merged), and where it comes from."""
     text, spans = item.get("text", ""), sorted(tuple(s) for s in item.get("spans", []))
+    kinds = sorted({str(label) for *_, label in spans})  # each kind of span its colour, named in a legend
     parts, pos = [], 0
     for start, end, label in spans:
         start, end = max(start, pos), max(end, pos)
         if end <= start:
             continue
         parts.append(html.escape(text[pos:start]))
-        parts.append(f'<mark title="{html.escape(str(label))}">{html.escape(text[start:end])}</mark>')
+        parts.append(f'<mark style="background:{_colour(str(label))}" title="{html.escape(str(label))}">'
+                     f'{html.escape(text[start:end])}</mark>')
         pos = end
     parts.append(html.escape(text[pos:]))
     more = "…" if item.get("offset", 0) + len(text) < item.get("length", 0) else ""
@@ -36,6 +51,9 @@ def excerpt_html(item: dict[str, Any]) -> str:
     meta = f"{loc} · id {html.escape(str(item.get('id', '')))}" + (
         f" · value {value:g}" if isinstance(value, (int, float)) else "") + (
         f" · source {html.escape(item['source'])}" if item.get("source") else "")
+    if kinds:
+        meta += " · highlighted: " + ", ".join(
+            f'<mark style="background:{_colour(k)}">{html.escape(k)}</mark>' for k in kinds)
     return f'<div class="ex"><div class="meta">{meta}</div><pre>{lead}{"".join(parts)}{more}</pre></div>'
 
 

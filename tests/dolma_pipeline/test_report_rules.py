@@ -68,7 +68,7 @@ def test_rule_examples_are_deterministic_escaped_and_thresholds_drawn(tmp_path) 
     assert [i["id"] for i in pii["removed"]] == ["mail"]
     marks = pii["removed"][0]["spans"]
     assert {m[2] for m in marks} == {"EMAIL_ADDRESS"}  # the PII spans are highlighted
-    assert re.search(r'<mark title="EMAIL_ADDRESS">\s?someone@example\.com\s?</mark>', page), re.findall("<mark.{0,80}", page)
+    assert re.search(r'<mark style="background:#[0-9a-f]{6}" title="EMAIL_ADDRESS">\s?someone@example\.com\s?</mark>', page), re.findall("<mark.{0,80}", page)
     assert re.search(r"Removes <b>\d+\.\d%</b> of the stream's documents alone", page)
     assert (tmp_path / "p1" / "report" / "rule_s_0.png").stat().st_size > 1000
     assert "a.jsonl.gz:" in page or "b.jsonl.gz:" in page  # links back to file and line
