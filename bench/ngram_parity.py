@@ -7,7 +7,8 @@ The first `--limit` documents of the sorted files matching `--documents` are cop
 (`documents/000.jsonl.gz`) of two temporary trees; dolma (PEERS/dolma-venv, one process: with more, its
 shared Bloom filter makes the answer depend on thread timing) and ours (`dolma dedupe`, `--processes`)
 each dedupe one tree with the same Dolma config. Printed: documents and spans whose (start, end, score)
-agree, every difference (first 10), and each tool's wall time, ours / dolma, with the load average.
+agree, every difference (first 10), each tool's wall time and CPU time (the machine is shared: CPU time
+is the steadier figure), ours / dolma, and the load average.
 Spans are compared after Dolma's known span bug is put right (the last paragraph of a text without a final
 separator ends one past the text when the text is not ASCII). `--cases` uses the hand-made cases of
 tests/dedupe/test_dedupe_ngram.py instead of corpus documents.
@@ -20,6 +21,7 @@ import glob
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -61,7 +63,8 @@ def dolma_config(root: str, args: argparse.Namespace) -> dict:
     }
 
 
-def run_tool(root: str, args: argparse.Namespace, ours: bool) -> float:
+def run_tool(root: str, args: argparse.Namespace, ours: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child processes) of one run."""
     config = os.path.join(root, "config.json")
     with open(config, "w") as fh:
         json.dump(dolma_config(root, args), fh)
@@ -72,12 +75,14 @@ def run_tool(root: str, args: argparse.Namespace, ours: bool) -> float:
     else:
         env = dict(os.environ)
         command = [os.path.join(PEERS, "dolma-venv", "bin", "dolma"), "-c", config, "dedupe"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"{'ours' if ours else 'dolma'} failed:\n{result.stderr[-3000:]}")
-    return seconds
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def spans(root: str, docs: list[dict]) -> list[list]:
@@ -119,8 +124,8 @@ def main() -> None:
         ours_root, dolma_root = os.path.join(tmp, "ours"), os.path.join(tmp, "dolma")
         write_tree(ours_root, docs)
         write_tree(dolma_root, docs)
-        dolma_s = run_tool(dolma_root, args, ours=False)
-        ours_s = run_tool(ours_root, args, ours=True)
+        dolma_s, dolma_cpu = run_tool(dolma_root, args, ours=False)
+        ours_s, ours_cpu = run_tool(ours_root, args, ours=True)
         ours, theirs = spans(ours_root, docs), spans(dolma_root, docs)
     same_docs = sum(a == b for a, b in zip(ours, theirs))
     ours_set = {(i, *s) for i, doc in enumerate(ours) for s in doc}
@@ -136,7 +141,9 @@ def main() -> None:
         print(f"  differs: {docs[i]['id']}: ours-only {[s for s in a if s not in b][:3]}, "
               f"dolma-only {[s for s in b if s not in a][:3]}")
     print(f"wall seconds: ours {ours_s:.2f} ({args.processes} process(es)), dolma 1.2.1 {dolma_s:.2f} (1 process); "
-          f"ours/dolma time {ours_s / dolma_s:.2f}; load average {os.getloadavg()[0]:.1f}")
+          f"ours/dolma {ours_s / dolma_s:.2f}; load average {os.getloadavg()[0]:.1f}")
+    print(f"CPU seconds (start-up included): ours {ours_cpu:.2f}, dolma 1.2.1 {dolma_cpu:.2f}; "
+          f"ours/dolma {ours_cpu / dolma_cpu:.2f}")
 
 
 if __name__ == "__main__":

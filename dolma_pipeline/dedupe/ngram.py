@@ -37,6 +37,7 @@ separator, as in exact paragraph dedupe (Dolma's last span of a non-ASCII text e
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import methodcaller
@@ -120,9 +121,10 @@ def ngram_map(shard: NgramMapShard) -> dict[str, Any]:
     rules, ngram = shard.rules, shard.ngram
     sep_len = len(rules.separator)
     counts = dict.fromkeys(("units_considered", "skipped_empty", "skipped_min_length", "skipped_min_words"), 0)
-    keys: list[bytes] = []
-    # one entry per paragraph with events: the PARAGRAPH fields, and its number of events
-    columns: dict[str, list[int]] = {name: [] for name in (*PARAGRAPH.names, "events")}
+    keys = bytearray()  # 16 bytes per event
+    # one entry per paragraph with events: the PARAGRAPH fields, and its number of events (compact arrays,
+    # not lists of Python ints: ~7x less memory)
+    columns = {name: array("B" if name == "kind" else "I") for name in (*PARAGRAPH.names, "events")}
     line_col, para_col, start_col, end_col, ngrams_col, kind_col, events_col = columns.values()
     skeleton: dict[str, list] = {"id": [], "source": [], "line": []}
     stats = ReadStats()
@@ -141,7 +143,7 @@ def ngram_map(shard: NgramMapShard) -> dict[str, Any]:
         for i in eligible_indices(pieces, rules, counts):
             blob, ngrams, kind = paragraph_keys(pieces[i], ngram)
             if blob:
-                keys.append(blob)
+                keys += blob
                 line_col.append(line)
                 para_col.append(i)
                 start_col.append(ends[i - 1] if i else 0)
@@ -150,23 +152,25 @@ def ngram_map(shard: NgramMapShard) -> dict[str, Any]:
                 kind_col.append(kind)
                 events_col.append(len(blob) >> 4)
         if trailing and tail:  # the empty piece after a final separator: an empty whole paragraph in Dolma
-            keys.append(_EMPTY_KEY)
+            keys += _EMPTY_KEY
             for column, value in zip(columns.values(), (line, len(pieces), len(text), len(text), 0, WHOLE, 1)):
                 column.append(value)
     skeleton["stats"] = stats.as_dict()
     write_segments(shard.skeleton, [np.frombuffer(orjson.dumps(skeleton), dtype=BYTES)], BYTES)
     paragraphs = np.empty(len(line_col), dtype=PARAGRAPH)
     for name in PARAGRAPH.names:
-        paragraphs[name] = columns[name]
+        paragraphs[name] = np.frombuffer(columns[name], dtype=columns[name].typecode)
     write_segments(shard.paragraphs, [paragraphs], PARAGRAPH)
-    records = _event_records(b"".join(keys), paragraphs, np.array(events_col, dtype=np.int64), shard.file_index)
+    sizes = np.frombuffer(events_col, dtype=events_col.typecode).astype(np.int64)
+    records = _event_records(keys, paragraphs, sizes, shard.file_index)
+    del keys
     records = np.take(records, np.argsort(records["h0"], kind="stable"))  # as exact_map: sorted runs per segment
     written = write_partitioned(shard.output, records, hash_partition(records["h0"], shard.partitions),
                                 shard.partitions)
     return {**stats.as_dict(), **counts, "ngram_events": len(records), "intermediate_bytes": written["bytes"]}
 
 
-def _event_records(keys: bytes, paragraphs: np.ndarray, sizes: np.ndarray, file_index: int) -> np.ndarray:
+def _event_records(keys: bytearray, paragraphs: np.ndarray, sizes: np.ndarray, file_index: int) -> np.ndarray:
     """HASH_RECORDs in (line, paragraph, event) order; `start` is the event index in its paragraph."""
     pairs = np.frombuffer(keys, dtype="<u8").reshape(-1, 2)
     records = np.zeros(len(pairs), dtype=HASH_RECORD)

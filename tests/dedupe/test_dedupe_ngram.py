@@ -17,7 +17,8 @@ from dolma_pipeline.dedupe.ngram import sampled_starts
 from dolma_pipeline.dedupe.words import tokenize
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.io import write_jsonl
-from tests.dedupe.conftest import read_attributes, run_dedupe
+from tests.dedupe.conftest import assert_resumed_stage, dedupe_case, read_attributes, run_dedupe
+from tests.sigkill import sigkill_and_resume
 
 # one document each, in this order, deduped with word bigrams at every start and threshold 0.5
 CASES = [
@@ -119,3 +120,27 @@ def test_one_and_two_processes_give_identical_bytes(near_dup_corpus, tmp_path):
 def test_negative_lengths_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="by_ngram"):
         flagged(tmp_path, ["a b"], ngram_args(-1))
+
+
+def test_sigkilled_run_resumes_to_the_same_bytes(tmp_path):
+    """SIGKILL a real 2-process n-gram run once a map shard is finished; the rerun keeps it, ends identical."""
+    case = dedupe_case("ng", ngram_args(5, 2, 0.3), "dedupe_work/ng/ngram/map")
+    assert_resumed_stage(sigkill_and_resume(case, tmp_path), "map")
+
+
+def test_read_only_bloom_filter_flags_what_the_filter_holds_and_adds_nothing(tmp_path):
+    """Dolma's decontamination workflow with n-grams: build a filter from one set, probe another with
+    `read_only` (nothing is inserted while probing, so repeats inside the probe set are not seen)."""
+    build, probe = tmp_path / "build", tmp_path / "probe"
+    write_jsonl(str(build / "documents" / "a.jsonl.gz"), [{"id": "e", "text": "one two three four\nlone"}])
+    write_jsonl(str(probe / "documents" / "a.jsonl.gz"), [
+        {"id": "p", "text": "one two three five\nm n m n m n\nlone\nlone"}])
+    bloom = str(tmp_path / "filter.bin")
+    assert run_dedupe(["--documents", str(build / "documents"), "--debug", *ngram_args(),
+                       "--bloom_filter.file", bloom]) == 0
+    assert run_dedupe(["--documents", str(probe / "documents"), "--debug", *ngram_args(),
+                       "--bloom_filter.file", bloom, "--bloom_filter.read_only"]) == 0
+    with gzip.open(probe / "attributes" / "ng" / "a.jsonl.gz") as fh:
+        spans = orjson.loads(fh.readline())["attributes"]["dup"]
+    # 2 of 3 bigrams in the filter; the repeats of "m n" are not; both "lone" are
+    assert spans == [[0, 19, 0.6666666865348816], [31, 36, 1.0], [36, 40, 1.0]]
