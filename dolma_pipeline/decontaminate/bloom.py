@@ -60,7 +60,10 @@ class BloomFilter:
 
     @property
     def fill_ratio(self) -> float:
-        return int(np.unpackbits(self.bits).sum()) / self.m
+        # popcount in 16 MB slices (unpacking the bits took a byte per bit: 0.43 GB for a 54 MB filter)
+        step = 1 << 24
+        return sum(int(np.bitwise_count(self.bits[i:i + step]).sum(dtype=np.int64))
+                   for i in range(0, len(self.bits), step)) / self.m
 
     @property
     def false_positive_rate(self) -> float:
