@@ -144,3 +144,13 @@ def test_read_only_bloom_filter_flags_what_the_filter_holds_and_adds_nothing(tmp
         spans = orjson.loads(fh.readline())["attributes"]["dup"]
     # 2 of 3 bigrams in the filter; the repeats of "m n" are not; both "lone" are
     assert spans == [[0, 19, 0.6666666865348816], [31, 36, 1.0], [36, 40, 1.0]]
+
+
+@pytest.mark.ray
+def test_one_and_two_ray_workers_give_identical_bytes(near_dup_corpus, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(near_dup_corpus / "documents", other / "documents")
+    args = [*ngram_args(5, 2, 0.3), "--executor", "ray"]
+    assert run_dedupe(["--documents", str(near_dup_corpus / "documents"), *args, "--processes", "1"]) == 0
+    assert run_dedupe(["--documents", str(other / "documents"), *args, "--processes", "2"]) == 0
+    assert read_attributes(near_dup_corpus, "ng") == read_attributes(other, "ng")
