@@ -30,7 +30,10 @@ shares one filter between files processed at once, so its answer depends on thre
 3. write, per input file: counts the seen events per paragraph, scores, thresholds, writes the spans.
 
 Keys: a word's key is the XXH3-128 of its UTF-8 (as exact dedupe hashes a paragraph), an n-gram's of 2
-or more words the XXH3-128 of its words' keys in order; a whole paragraph's is its exact-dedupe key.
+or more words the XXH3-128 of its words' keys in order (16 n bytes), a one-word n-gram's its word's key;
+a whole paragraph's is its exact-dedupe key, so it equals a one-word n-gram's exactly when the texts are
+equal, Dolma's shared key space (and a filter written by exact dedupe holds the same paragraph keys).
+Equal keys stand for equal word sequences up to 128-bit collisions (the bound in exact.py).
 Scores are written as Dolma writes a float32 (0.8684210777282715, 1.0). Spans are code points with the
 separator, as in exact paragraph dedupe (Dolma's last span of a non-ASCII text ends one past the text).
 """
