@@ -7,7 +7,10 @@ weights live on a host this machine cannot reach); we tag with `jigsaw_hatespeec
 `jigsaw_hatespeech_sentence_v2` and `model_path`. Both commands are timed whole (start-up and model
 loading included); then every document's attribute values are compared (parity within 1e-5).
 
-    python bench/classifier_bench.py --mode document sentence [--files 1] [--processes 2]
+    python bench/classifier_bench.py --mode document sentence [--files 1] [--processes 2] [--rounds 3]
+
+With `--rounds N` each mode is timed N times (ours, then dolma, each round, each on a fresh copy) and the
+median and best ratios are printed; parity is checked on the first round.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import gzip
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +64,17 @@ def train_model(documents: list[str], workdir: str, ours: str) -> str:
     return os.path.join(out, "model.bin")
 
 
+COMPILE = ("import compileall, os, dolma_pipeline, taggers\n"
+           "for m in (dolma_pipeline, taggers): compileall.compile_dir(os.path.dirname(m.__file__), quiet=1)")
+
+
+def byte_compile(ours: str) -> None:
+    """Byte-compile the sources our command imports, as installing a package does (dolma's site-packages
+    hold their .pyc files); else a PYTHONDONTWRITEBYTECODE environment compiles them in every timed run."""
+    python = os.path.join(os.path.dirname(ours), "python")
+    subprocess.run([python if os.path.exists(python) else sys.executable, "-c", COMPILE], check=True)
+
+
 def read_attributes(root: str) -> dict[str, dict[str, list]]:
     out: dict[str, dict[str, list]] = {}
     for dirpath, _, files in os.walk(root):
@@ -101,6 +116,7 @@ def main() -> int:
     p.add_argument("--ours", default=DEFAULT_OURS)
     p.add_argument("--peer", default=os.path.join(PEERS, "dolma-venv", "bin", "dolma"))
     p.add_argument("--keep", help="work in this directory instead of a temporary one")
+    p.add_argument("--rounds", type=int, default=1, help="timed rounds per mode (ours, then dolma, each round)")
     args = p.parse_args()
     paths = select_files(args.documents, args.files)
     n_docs = count_documents(paths)
@@ -112,36 +128,52 @@ def main() -> int:
         with open(module, "w") as fh:
             fh.write(PEER_MODULE)
         os.environ["BENCH_CLASSIFIER_MODEL"] = model
+        byte_compile(args.ours)
         print(f"model {model} ({os.path.getsize(model) / 1e6:.0f} MB); {n_docs} docs in {len(paths)} file(s) of "
-              f"{args.documents}; --processes {args.processes}, our default executor")
+              f"{args.documents}; --processes {args.processes}, our default executor; our sources byte-compiled "
+              "first (as an installed package's are)")
         for mode in args.mode:
-            rates, attributes = {}, {}
-            for label in ("ours", "dolma 1.2.1"):
-                if label != "ours" and not os.path.exists(args.peer):
-                    print(f"  peer {args.peer} not found (../shared/bench/setup_peers.sh)")
-                    continue
-                root = os.path.join(workdir, f"{mode}-{label.split()[0]}")
-                documents_glob = make_copy(paths, root)
-                if label == "ours":
-                    taggers = [OURS[mode], f"--tagger_options.{OURS[mode]}.model_path={model}"]
-                    extra = ["--processes", str(args.processes)]
-                else:
-                    taggers = [f"bench_classifier_{mode}"]
-                    extra = ["--processes", str(args.processes), "--tagger_modules", module]
-                seconds, cpu, status, tail = run_tag_timed(args.ours if label == "ours" else args.peer,
-                                                           documents_glob, taggers, extra, "bench")
-                if status != 0:
-                    print(f"  {mode} {label}: FAILED (exit {status})\n{tail}")
-                    continue
-                rates[label] = n_docs / seconds
-                attributes[label] = read_attributes(os.path.join(root, "attributes"))
-                print(f"  {mode:<8} {label:<12} {seconds:7.1f} s wall {rates[label]:8,.0f} docs/s  ({cpu:.1f} CPU-s)")
-                shutil.rmtree(os.path.join(root, "documents"), ignore_errors=True)
-            if len(rates) == 2:
-                total, same, worst = parity(attributes["ours"], attributes["dolma 1.2.1"])
-                print(f"  {mode:<8} ratio ours / dolma 1.2.1: {rates['ours'] / rates['dolma 1.2.1']:.2f}x docs/s; "
-                      f"parity: {same}/{total} documents ({100 * same / max(total, 1):.3f}%) within 1e-5, "
-                      f"largest difference {worst:.2e}")
+            runs: dict[str, list[tuple[float, float]]] = {"ours": [], "dolma 1.2.1": []}
+            for round_ in range(args.rounds):
+                attributes = {}
+                for label in runs:
+                    if label != "ours" and not os.path.exists(args.peer):
+                        print(f"  peer {args.peer} not found (../shared/bench/setup_peers.sh)")
+                        continue
+                    root = os.path.join(workdir, f"{mode}-{label.split()[0]}")
+                    shutil.rmtree(root, ignore_errors=True)  # a kept directory's old attributes would be "done"
+                    documents_glob = make_copy(paths, root)
+                    if label == "ours":
+                        taggers = [OURS[mode], f"--tagger_options.{OURS[mode]}.model_path={model}"]
+                        extra = ["--processes", str(args.processes)]
+                    else:
+                        taggers = [f"bench_classifier_{mode}"]
+                        extra = ["--processes", str(args.processes), "--tagger_modules", module]
+                    load = os.getloadavg()[0]
+                    seconds, cpu, status, tail = run_tag_timed(args.ours if label == "ours" else args.peer,
+                                                               documents_glob, taggers, extra, "bench")
+                    if status != 0:
+                        print(f"  {mode} {label}: FAILED (exit {status})\n{tail}")
+                        continue
+                    runs[label].append((seconds, cpu))
+                    if round_ == 0:
+                        attributes[label] = read_attributes(os.path.join(root, "attributes"))
+                    print(f"  {mode:<8} {label:<12} round {round_ + 1}: {seconds:7.1f} s wall "
+                          f"{n_docs / seconds:8,.0f} docs/s  ({cpu:.1f} CPU-s; load {load:.1f} at start)")
+                    shutil.rmtree(os.path.join(root, "documents"), ignore_errors=True)
+                if len(attributes) == 2:
+                    total, same, worst = parity(attributes["ours"], attributes["dolma 1.2.1"])
+                    print(f"  {mode:<8} parity: {same}/{total} documents ({100 * same / max(total, 1):.3f}%) "
+                          f"within 1e-5, largest difference {worst:.2e}")
+            if runs["ours"] and runs["dolma 1.2.1"]:
+                ours, theirs = runs["ours"], runs["dolma 1.2.1"]
+                walls = [sorted(w for w, _ in r) for r in (ours, theirs)]
+                cpus = [statistics.median(c for _, c in r) for r in (ours, theirs)]
+                median = [statistics.median(w) for w in walls]
+                print(f"  {mode:<8} ours / dolma 1.2.1 over {len(ours)} round(s): median {n_docs / median[0]:,.0f} vs "
+                      f"{n_docs / median[1]:,.0f} docs/s = {median[1] / median[0]:.2f}x; best of each {walls[1][0] / walls[0][0]:.2f}x; "
+                      f"per round {', '.join(f'{t / o:.2f}x' for (o, _), (t, _) in zip(ours, theirs))}; "
+                      f"CPU median {cpus[0]:.1f} vs {cpus[1]:.1f} s = {cpus[1] / cpus[0]:.2f}x")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
