@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from itertools import repeat
 
 import numpy as np
 
@@ -194,9 +195,9 @@ class LinearFastText:
         first, needed = self.count, self.count + len(words)
         if needed > len(self.rows):
             self._grow(max(needed, 2 * len(self.rows)))
-        self.rows[first:needed] = [self.word_ids.get(w, -1) for w in words]
+        self.rows[first:needed] = list(map(self.word_ids.get, words, repeat(-1)))
         self.hashes[first:needed] = fnv1a(words)
-        self.is_word[first:needed] = [not w.startswith(LABEL_PREFIX) for w in words]
+        self.is_word[first:needed] = ~np.fromiter(map(bytes.startswith, words, repeat(LABEL_PREFIX)), bool, len(words))
         self.count = needed
         return np.arange(first, needed)
 
@@ -218,7 +219,8 @@ class LinearFastText:
         slots = np.where(hit, self.sorted_slots[at] if len(keys) else -1, -1)
         new = np.flatnonzero(~hit & (unique >= 0))
         if len(new):
-            words = [batch.data[batch.starts[i]: batch.ends[i]] for i in first[new].tolist()]
+            data, picked = batch.data, first[new]
+            words = [data[a:b] for a, b in zip(batch.starts[picked].tolist(), batch.ends[picked].tolist())]
             slots[new] = fresh = self._add(words)
             where = np.searchsorted(keys, unique[new])
             self.sorted_keys = np.insert(keys, where, unique[new])
