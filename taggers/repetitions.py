@@ -53,8 +53,14 @@ def periodic_runs(ids: np.ndarray, max_period: int = MAX_PERIOD,
     """
     n = len(ids)
     for period in range(min_period, min(max_period, n // 3) + 1):
+        # A full row equal to the row above needs `period` ids equal to the id `period` before them: most
+        # periods of most texts have fewer, and are skipped before the rows are built.
+        if np.count_nonzero(ids[period:] == ids[:-period]) < period:
+            continue
         rows = np.concatenate([ids, np.full(period - n % period, -1, dtype=ids.dtype)]).reshape(-1, period)
-        same = rows == np.roll(rows, 1, axis=0)
+        same = np.empty(rows.shape, dtype=bool)  # each row against the row above; the first against the last
+        np.equal(rows[1:], rows[:-1], out=same[1:])
+        np.equal(rows[0], rows[-1], out=same[0])
         full = same.all(axis=1).nonzero()[0]
         if not len(full):
             continue
@@ -101,6 +107,16 @@ class ParagraphCharRepetitions(CharRepetitions):
         return [span for s, e in paragraph_bounds(doc, keep_empty=True) for span in char_repetitions(text[s:e], s)]
 
 
+class _Ids:
+    """An encoding without repetitions: no ids, so no runs and no offsets to read."""
+
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+
+
+_NO_RUNS = _Ids()
+
+
 class TokenRepetitions(TokenizerTagger):
     """Token runs with a period of 1-13 tokens repeated at least 3 times, by Dolma's OLMo-v1 tokenizer."""
 
@@ -118,7 +134,14 @@ class TokenRepetitions(TokenizerTagger):
 
     def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
         pieces = [self.pieces(doc) for doc in docs]
-        encodings = iter(self.encode_batch([text for p in pieces for _, text in p], add_special_tokens=False))
+        texts = [text for p in pieces for _, text in p]
+        ids = self.token_ids(texts)
+        if ids is None:  # not a byte-level BPE tokenizer: every text through encode_batch
+            encodings = iter(self.encode_batch(texts, add_special_tokens=False))
+        else:  # offsets only for the texts that repeat something (the same ids, so the same runs)
+            repeating = [next(periodic_runs(i), None) is not None for i in ids]
+            full = iter(self.encode_batch([t for t, r in zip(texts, repeating) if r], add_special_tokens=False))
+            encodings = iter([next(full) if r else _NO_RUNS for r in repeating])
         out = []
         for doc, doc_pieces in zip(docs, pieces):
             spans = [span for offset, _ in doc_pieces for span in self.spans_of(next(encodings), offset)]

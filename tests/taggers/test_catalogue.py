@@ -227,3 +227,22 @@ def test_olmo_pretoken_counts_by_chunk_are_the_whole_texts(monkeypatch):
     for text in texts:
         whole = len(pre.pre_tokenize_str(text.encode("utf-8", "replace").decode("utf-8")))
         assert tagger.count(text) == whole, repr(text)
+
+
+@pytest.mark.parametrize("name", ["tokenizer_repetitions_v1", "tokenizer_repetitions_v2r2",
+                                  "paragraph_tokenizer_repetitions_v1"])
+def test_token_repetitions_from_cached_ids_are_those_of_encode_batch(name):
+    """Ids from the chunk-cached encoder, offsets only for texts that repeat: the spans of `encode_batch`."""
+    from tests.taggers.dolma_parity_harness import read_docs
+
+    docs = [Document(row) for row in read_docs(limit=60)] + [
+        Document.from_fields("r", "la la la la la.\n\nno repeat here\n\n" + "ab, " * 20 + "\ud800 x x x x")]
+    fast = TAGGERS.get(name)()
+    fast.setup()
+    assert fast.token_ids(["x"]) is not None  # OLMo's tokenizer is byte-level BPE: the cached path
+    plain = TAGGERS.get(name)()
+    plain.setup()
+    plain.token_ids = lambda texts: None  # every text through encode_batch, offsets and all
+    got = fast.predict_batch(docs)
+    assert got == plain.predict_batch(docs)
+    assert any(s.type == "repetition" for s in got[-1])
