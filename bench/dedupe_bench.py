@@ -35,8 +35,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MINHASH_DOCS = "/tmp/dolma-corpus/dolma/dedup/documents"
 DEFAULT_PARAGRAPH_DOCS = "/tmp/dolma-corpus/dolma/en/documents"
-DEFAULT_DT_PYTHON = "/tmp/peers/dt-venv/bin/python"
-DEFAULT_DOLMA = "/tmp/peers/dolma-venv/bin/dolma"
+PEERS = os.environ.get("PEERS", "/tmp/peers")  # the peers' venvs (../shared/bench/setup_peers.sh)
+DEFAULT_DT_PYTHON = os.path.join(PEERS, "dt-venv", "bin", "python")
+DEFAULT_DOLMA = os.path.join(PEERS, "dolma-venv", "bin", "dolma")
 
 
 # ------------------------------------------------------------------------------------- datatrove (its venv)

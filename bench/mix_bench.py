@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="/tmp/dolma-corpus/dolma/en/documents")
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--dolma", default="/tmp/peers/dolma-venv/bin/dolma")
+    parser.add_argument("--dolma", default=os.path.join(os.environ.get("PEERS", "/tmp/peers"), "dolma-venv", "bin", "dolma"))
     parser.add_argument("--work", default="/tmp/mix_bench")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per configuration (best is kept)")
     parser.add_argument("--json", default=None, help="write the figures to this file")

@@ -21,7 +21,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OURS = os.path.join(REPO, ".venv", "bin", "dolma")
-DEFAULT_PEER = "/tmp/peers/dolma-venv/bin/dolma"
+DEFAULT_PEER = os.path.join(os.environ.get("PEERS", "/tmp/peers"), "dolma-venv", "bin", "dolma")
 DEFAULT_DOCUMENTS = "/tmp/dolma-corpus/dolma/en/documents"
 
 

@@ -30,7 +30,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DOCUMENTS = "/tmp/dolma-corpus/dolma/en/documents"
-DEFAULT_DOLMA = "/tmp/peers/dolma-venv/bin/dolma"
+DEFAULT_DOLMA = os.path.join(os.environ.get("PEERS", "/tmp/peers"), "dolma-venv", "bin", "dolma")
 EOS = 50279
 
 
