@@ -1,12 +1,12 @@
 """`dedupe.paragraphs.by_ngram` against dolma 1.2.1's own `dolma dedupe` on the same documents.
 
     flock /tmp/bench.lock python bench/ngram_parity.py [--documents GLOB] [--limit 2000] [--ngram-length 6]
-        [--stride 3] [--threshold 0.5] [--skip-short] [--processes 1] [--cases]
+        [--stride 3] [--threshold 0.5] [--skip-short] [--processes 1] [--files 1] [--cases]
 
 The first `--limit` documents of the sorted files matching `--documents` are copied into one file
-(`documents/000.jsonl.gz`) of two temporary trees; dolma (PEERS/dolma-venv, one process: with more, its
-shared Bloom filter makes the answer depend on thread timing) and ours (`dolma dedupe`, `--processes`)
-each dedupe one tree with the same Dolma config. Printed: documents and spans whose (start, end, score)
+(`documents/000.jsonl.gz`; or `--files` files of consecutive documents) of two temporary trees; dolma
+(PEERS/dolma-venv, one process: with more, its shared Bloom filter makes the answer depend on thread
+timing) and ours (`dolma dedupe`, `--processes`) each dedupe one tree with the same Dolma config. Printed: documents and spans whose (start, end, score)
 agree, every difference (first 10), each tool's wall time and CPU time (the machine is shared: CPU time
 is the steadier figure), ours / dolma, and the load average.
 Spans are compared after Dolma's known span bug is put right (the last paragraph of a text without a final
@@ -43,11 +43,14 @@ def load_documents(pattern: str, limit: int) -> list[dict]:
     return docs
 
 
-def write_tree(root: str, docs: list[dict]) -> None:
+def write_tree(root: str, docs: list[dict], files: int = 1) -> None:
+    """The documents in order, over `files` files of consecutive documents (000.jsonl.gz, 001.jsonl.gz, ...)."""
     os.makedirs(os.path.join(root, "documents"))
-    with gzip.open(os.path.join(root, "documents", "000.jsonl.gz"), "wt", encoding="utf-8") as fh:
-        for doc in docs:
-            fh.write(json.dumps(doc) + "\n")
+    per_file = -(-len(docs) // files)
+    for f in range(files):
+        with gzip.open(os.path.join(root, "documents", f"{f:03d}.jsonl.gz"), "wt", encoding="utf-8") as fh:
+            for doc in docs[f * per_file: (f + 1) * per_file]:
+                fh.write(json.dumps(doc) + "\n")
 
 
 def dolma_config(root: str, args: argparse.Namespace) -> dict:
@@ -86,8 +89,10 @@ def run_tool(root: str, args: argparse.Namespace, ours: bool) -> tuple[float, fl
 
 
 def spans(root: str, docs: list[dict]) -> list[list]:
-    with gzip.open(os.path.join(root, "attributes", "ngram", "000.jsonl.gz"), "rt", encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh]
+    rows = []
+    for path in sorted(glob.glob(os.path.join(root, "attributes", "ngram", "*.jsonl.gz"))):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            rows.extend(json.loads(line) for line in fh)
     out = []
     for doc, row in zip(docs, rows, strict=True):
         assert doc["id"] == row["id"]
@@ -110,7 +115,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--skip-short", action="store_true")
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=1, help="ours (dolma: always 1)")
+    parser.add_argument("--files", type=int, default=1, help="split the documents over this many files")
     parser.add_argument("--cases", action="store_true", help="the hand-made cases of the tests")
     args = parser.parse_args()
     if args.cases:
@@ -122,8 +128,8 @@ def main() -> None:
         docs = load_documents(args.documents, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         ours_root, dolma_root = os.path.join(tmp, "ours"), os.path.join(tmp, "dolma")
-        write_tree(ours_root, docs)
-        write_tree(dolma_root, docs)
+        write_tree(ours_root, docs, args.files)
+        write_tree(dolma_root, docs, args.files)
         dolma_s, dolma_cpu = run_tool(dolma_root, args, ours=False)
         ours_s, ours_cpu = run_tool(ours_root, args, ours=True)
         ours, theirs = spans(ours_root, docs), spans(dolma_root, docs)
