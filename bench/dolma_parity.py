@@ -81,12 +81,13 @@ def parity(family: str, rows: list[dict], env: dict[str, str]) -> tuple[list[tup
 
 
 def write_files(rows: list[dict], directory: str, files: int) -> None:
-    """`rows` as `files` gzipped JSONL files of consecutive documents (one shard each, for both tools)."""
+    """`rows` as `files` gzipped JSONL files (one shard each, for both tools), dealt in turn (document i to
+    file i % files): the corpus's first documents are much longer than the later ones, and files of
+    consecutive documents would leave one worker with most of the work."""
     os.makedirs(directory, exist_ok=True)
-    per_file = -(-len(rows) // files)
     for i in range(files):
         with gzip.open(os.path.join(directory, f"part-{i:04d}.jsonl.gz"), "wt", encoding="utf-8") as f:
-            for row in rows[i * per_file:(i + 1) * per_file]:
+            for row in rows[i::files]:
                 f.write(json.dumps(row) + "\n")
 
 
