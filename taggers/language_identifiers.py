@@ -18,6 +18,8 @@ from dolma_pipeline.tagger import Tagger
 from taggers.paragraphs import paragraph_bounds
 
 Scores = list[tuple[str, float]]
+# per worker process: (identifier's load and scores functions, paragraphs?) -> (texts, their scores)
+_LAST_SCORED: dict[tuple[Any, Any, bool], tuple[list[str], list[Scores]]] = {}
 
 
 class LanguageIdentifierTagger(Tagger):
@@ -51,7 +53,16 @@ class LanguageIdentifierTagger(Tagger):
 
     def _pairs(self, texts: list[str]) -> list[Scores]:
         self.setup()
-        out = self.scores(texts) if texts else []
+        # Names of one identifier tag the same texts (the document, or its paragraphs) one after another in
+        # a run: the last texts each identifier scored are kept, and a name that asks for the same texts
+        # gets the same scores without calling the library again (the identifiers are deterministic).
+        key = (type(self).load, type(self).scores, self.PARAGRAPHS)
+        last = _LAST_SCORED.get(key)
+        if last is not None and last[0] == texts:
+            out = last[1]
+        else:
+            out = self.scores(texts) if texts else []
+            _LAST_SCORED[key] = (texts, out)
         if self.ENGLISH_ONLY:
             out = [[(lang, s) for lang, s in pairs if lang == "en"] or [("en", 0.0)] for pairs in out]
         return out

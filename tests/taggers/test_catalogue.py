@@ -246,3 +246,25 @@ def test_token_repetitions_from_cached_ids_are_those_of_encode_batch(name):
     got = fast.predict_batch(docs)
     assert got == plain.predict_batch(docs)
     assert any(s.type == "repetition" for s in got[-1])
+
+
+def test_names_of_one_identifier_share_its_last_scores(monkeypatch):
+    """cld2_en_doc_v2 after cld2_doc_v2 on the same documents: no second CLD2 call, the same values."""
+    pycld2 = pytest.importorskip("pycld2")
+    import taggers.language_identifiers as identifiers
+
+    docs = [Document.from_fields(str(i), t) for i, t in enumerate([
+        "The quick brown fox jumps over the lazy dog near the river bank.",
+        "Le renard brun rapide saute par-dessus le chien paresseux.", ""])]
+    calls = []
+    detect = pycld2.detect
+    monkeypatch.setattr(pycld2, "detect", lambda *a, **k: calls.append(1) or detect(*a, **k))
+    identifiers._LAST_SCORED.clear()
+    TAGGERS.get("cld2_doc_v2")().predict_batch(docs)
+    english = TAGGERS.get("cld2_en_doc_v2")()
+    made = len(calls)
+    shared = english.predict_batch(docs)
+    assert len(calls) == made  # scores of the same texts reused
+    identifiers._LAST_SCORED.clear()
+    assert shared == english.predict_batch(docs) and len(calls) > made
+    assert TAGGERS.get("cld2_en_doc_v2")().predict_batch(docs[:1]) == shared[:1]  # other texts: scored again
