@@ -43,6 +43,10 @@ class LanguageIdentifierTagger(Tagger):
         """(language, score) pairs of each text, in the library's order."""
         raise NotImplementedError
 
+    def adjust(self, scores: list[Scores]) -> list[Scores]:
+        """This name's reading of the identifier's scores (as they are by default; never modified in place)."""
+        return scores
+
     def setup(self) -> None:
         if self.engine is None:
             try:
@@ -63,6 +67,7 @@ class LanguageIdentifierTagger(Tagger):
         else:
             out = self.scores(texts) if texts else []
             _LAST_SCORED[key] = (texts, out)
+        out = self.adjust(out)
         if self.ENGLISH_ONLY:
             out = [[(lang, s) for lang, s in pairs if lang == "en"] or [("en", 0.0)] for pairs in out]
         return out

@@ -45,8 +45,8 @@ class LinguaDocument(LinguaTagger):
 class LinguaMinScore(LinguaTagger):
     """Lingua's languages with confidence above 0.01 for the document, rounded to two decimals."""
 
-    def scores(self, texts: list[str]) -> list[Scores]:
-        return [[(lang, round(s, 2)) for lang, s in pairs if s > 0.01] for pairs in super().scores(texts)]
+    def adjust(self, scores: list[Scores]) -> list[Scores]:
+        return [[(lang, round(s, 2)) for lang, s in pairs if s > 0.01] for pairs in scores]
 
 
 @TAGGERS.register("lingua_par_v1")
