@@ -4,7 +4,9 @@
 (10.x.y.2, .3, ...), each with its own loopback and a veth on the bridge. Every process started for a
 node also gets a private, empty `/tmp` (its own mount namespace), so nothing a node writes to its temp
 directory is visible to another node or to the driver, as on separate machines; files that every node
-must see go to a shared directory outside `/tmp` (the stand-in for a cluster's shared filesystem).
+must see go to a shared directory outside `/tmp` (the stand-in for a cluster's shared filesystem). A
+checkout, virtual environment or asset cache that itself lives under `/tmp` stays visible in the nodes
+(bound back over their private `/tmp`), so the tests also pass from a clone in `/tmp`.
 
 Where the kernel refuses namespaces (no root, no CAP_NET_ADMIN), `Fabric` falls back to loopback
 addresses 127.0.0.1, .2, ... with no isolation at all; `Fabric.notes` says so and the tests report it.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -76,6 +79,20 @@ def kill_all(pids: Sequence[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _kept_under_tmp() -> list[str]:
+    """Paths under /tmp (relative to it) that a node's process needs although its /tmp is private: the
+    checkout, the interpreter's environment and the asset cache, when they live there."""
+    repo = Path(__file__).resolve().parents[2]
+    wanted = [repo, Path(sys.prefix), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent,
+              Path(os.environ.get("DOLMA_CACHE") or Path.home() / ".cache" / "dolma_pipeline").resolve()]
+    kept = set()
+    for path in wanted:
+        parts = path.parts
+        if len(parts) > 2 and parts[:2] == ("/", "tmp"):
+            kept.add(parts[2])  # the top directory under /tmp: it holds the rest
+    return sorted(kept)
 
 
 class Fabric:
@@ -138,8 +155,19 @@ class Fabric:
         """`argv` run inside node `node`: its network namespace and a private, empty /tmp."""
         if not self.isolated:
             return list(argv)
+        keep = " ".join(shlex.quote(p) for p in _kept_under_tmp())
+        # What must stay visible although /tmp is private (a checkout, a virtual environment or the asset
+        # cache living under /tmp) is bound to a staging tmpfs on /mnt first, then back over the new /tmp
+        # (this process's mount namespace only: the host's /mnt and /tmp are untouched).
+        script = 'mount -t tmpfs -o size=4g tmpfs /tmp && exec "$@"'
+        if keep:
+            script = ('w=$(pwd) && mount -t tmpfs tmpfs /mnt && '
+                      f'for p in {keep}; do mkdir -p "/mnt/$p" && mount --bind "/tmp/$p" "/mnt/$p" || exit 1; done && '
+                      'mount -t tmpfs -o size=4g tmpfs /tmp && '
+                      f'for p in {keep}; do mkdir -p "/tmp/$p" && mount --bind "/mnt/$p" "/tmp/$p" || exit 1; done && '
+                      'cd "$w" && exec "$@"')
         return ["ip", "netns", "exec", self.namespaces[node], "unshare", "--mount", "--propagation", "private",
-                "sh", "-c", 'mount -t tmpfs -o size=4g tmpfs /tmp && exec "$@"', "sh", *argv]
+                "sh", "-c", script, "sh", *argv]
 
     def enter(self, pid: int, argv: Sequence[str]) -> list[str]:
         """`argv` run in the network and mount namespaces of process `pid` (e.g. beside a node's raylet)."""
