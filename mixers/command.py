@@ -170,7 +170,7 @@ def run(config: MixConfig) -> int:
     for plan, stream_fp, unit_stats, part_paths, packs in packing:
         reports[plan.config.name] = _finish_stream(plan, stream_fp, unit_stats, part_paths, packs, executor)
 
-    log.info("validated in %.1fs, mixed %d file(s) (%d already done) in %.1fs (Ray start-up included), "
+    log.info("validated in %.1fs, mixed %d file(s) (%d already done) in %.1fs (any executor start-up included), "
              "packed in %.1fs", validated - started, len(all_units), resumed, mixed - validated,
              time.perf_counter() - mixed)
     ordered = [reports[s.name] for s in config.streams]
