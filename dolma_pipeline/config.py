@@ -20,12 +20,12 @@ from dolma_pipeline.errors import ConfigError
 T = TypeVar("T")
 
 
-class _Loader(yaml.SafeLoader):
+class _SafeLoader(yaml.SafeLoader):
     """YAML 1.1 with YAML 1.2's floats, as OmegaConf (Dolma's config reader) has them: `1e-09` is a number,
     not the string PyYAML makes of it (JSON writes small floats that way)."""
 
 
-_Loader.add_implicit_resolver(
+_SafeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
@@ -64,7 +64,7 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
 
 def _scalar(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader subclass: no Python tags)
     except yaml.YAMLError:
         return text
 
@@ -91,7 +91,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     from dolma_pipeline.io import read_text
 
     try:
-        data = yaml.load(read_text(path), Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(read_text(path), Loader=_SafeLoader)  # noqa: S506 (a SafeLoader subclass: no Python tags)
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from None
     if data is None:
