@@ -87,6 +87,12 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _run(argv)
+    parallel = sys.modules.get("training.parallel")  # imported only by a command that trained
+    return parallel.leave_rank(code) if parallel is not None else code
+
+
+def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging()
     if argv[:1] in (["--version"], ["-V"]):

@@ -11,6 +11,7 @@ import datetime
 import logging
 import os
 import socket
+import sys
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -80,9 +81,40 @@ def init_distributed(cfg: ParallelConfig, device_pref: str = "auto") -> DistInfo
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
+# Set when this process ran collectives with other ranks: see `leave_rank`.
+_RAN_WITH_PEERS = False
+
+
 def destroy_distributed() -> None:
+    global _RAN_WITH_PEERS
     if dist.is_initialized():
+        _RAN_WITH_PEERS = _RAN_WITH_PEERS or dist.get_world_size() > 1
         dist.destroy_process_group()
+
+
+def leave_rank(code: int) -> int:
+    """The exit code of this process; a rank that ran collectives with peers leaves here, skipping the
+    interpreter's finalization.
+
+    Gloo's worker threads (torch 2.13) outlive ``destroy_process_group`` and free each finished
+    collective's work on their own thread; when that work holds tensors with Python objects, freeing it
+    takes the GIL. If the main thread has meanwhile begun finalizing the interpreter, taking the GIL ends
+    the worker thread inside a noexcept destructor and the rank aborts (SIGABRT, "terminate called
+    without an active exception") after a run that succeeded: seen on a loaded 2-core machine about once
+    in 50-100 two-rank runs, core dump: ``~AsyncBarrierWork`` in ``ProcessGroupGloo::runLoop`` waiting
+    for the GIL during ``Py_FinalizeEx`` (pytorch/pytorch#179291 describes the mechanism). Everything a
+    run writes is closed by then (checkpoints, metrics), so such a rank flushes its streams and logs and
+    exits at once with its code.
+    """
+    if not _RAN_WITH_PEERS:
+        return code
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def use_fsdp(cfg: ParallelConfig, world_size: int) -> bool:
