@@ -28,6 +28,11 @@ def cached(doc: Document, key: str, compute: Callable[[Document], T]) -> T:
         return value
 
 
+def cached_value(doc: Document, key: str) -> Any:
+    """What `cached(doc, key, ...)` stored for this document, or None when nothing computed it yet."""
+    return doc.__dict__.get(key)
+
+
 def lower_text(doc: Document) -> str:
     return cached(doc, "_lower_text", lambda d: d.text.lower())
 

@@ -87,12 +87,15 @@ def run_peer(rows: list[dict], names: dict[str, str], env: dict[str, str] | None
         return outputs, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_ours(rows: list[dict], name: str, options: dict[str, Any] | None = None,
-             batch: int = 64) -> tuple[dict[str, Attributes], float]:
-    """Our attributes {doc id: {type: [[start, end, score], ...]}}, grouped as Dolma groups them."""
+def run_ours(rows: list[dict], name: str, options: dict[str, Any] | None = None, batch: int = 64,
+             docs: list[Document] | None = None) -> tuple[dict[str, Attributes], float]:
+    """Our attributes {doc id: {type: [[start, end, score], ...]}}, grouped as Dolma groups them.
+
+    `docs`: the `rows` as documents other taggers already went through (sharing their cached results, as
+    the taggers of one `dolma tag` run do); fresh ones by default."""
     tagger = TAGGERS.get(name)(**(options or {}))
     tagger.setup()
-    docs = [Document(row) for row in rows]
+    docs = docs if docs is not None else [Document(row) for row in rows]
     start = time.perf_counter()
     results = []
     for i in range(0, len(docs), batch):

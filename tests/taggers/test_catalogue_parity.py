@@ -16,7 +16,9 @@ import json
 import pytest
 
 from dolma_pipeline.assets import asset_path
+from dolma_pipeline.documents import Document
 from dolma_pipeline.tagger import TAGGERS
+from taggers.repetitions import WHOLE_TEXT_SPANS
 from taggers.urls import UrlListTagger
 from tests.taggers import dolma_parity_harness as harness
 from tests.taggers.catalogue_assets import LISTS, list_path, options_for
@@ -95,7 +97,22 @@ def test_same_values_as_dolma(name):
     family, tagger = name
     rows, theirs = family_outputs(family)
     ours, _ = harness.run_ours(rows, tagger, options_for(tagger))
-    result = harness.compare(tagger, rows, ours, theirs[tagger])
+    assert_same_values(tagger, rows, ours, theirs[tagger])
+
+
+def test_repetitions_in_one_run_same_values_as_dolma():
+    """The family's names in turn on the same documents, as one `dolma tag` run calls them:
+    `paragraph_repetitions_v1` then searches only inside `repetitions_v1`'s cached matches."""
+    rows, theirs = family_outputs("repetitions")
+    docs = [Document(row) for row in rows]
+    for tagger in FAMILIES["repetitions"][2]:
+        ours, _ = harness.run_ours(rows, tagger, options_for(tagger), docs=docs)
+        assert_same_values(tagger, rows, ours, theirs[tagger])
+    assert all(WHOLE_TEXT_SPANS in doc.__dict__ for doc in docs)
+
+
+def assert_same_values(tagger: str, rows: list[dict], ours: dict, theirs: dict) -> None:
+    result = harness.compare(tagger, rows, ours, theirs)
     details = [f"{doc_id}:\n  ours  {json.dumps(o)[:400]}\n  dolma {json.dumps(t)[:400]}"
                for doc_id, o, t in result["unexplained"][:3]]
     assert not result["unexplained"], f"{len(result['unexplained'])} of {len(rows)} differ:\n" + "\n".join(details)
