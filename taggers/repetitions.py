@@ -1,12 +1,12 @@
 """Repeated character and token sequences with Dolma's `*repetitions*` names, keys and values.
 
 One engine: a finder turns a piece of text into `repetition` spans (a character group repeated at least
-four times, Dolma's regex; or a run of 1-13 tokens repeated at least three times, found period by period
-on the token ids), applied to the whole document, to each paragraph, or to 100,000-character chunks; then
+four times, Dolma's regex tried only where it can match, `taggers.char_repetitions`; or a run of 1-13
+tokens repeated at least three times, found period by period on the token ids), applied to the whole document, to each paragraph, or to 100,000-character chunks; then
 Dolma's three document statistics (`doc_max_score_repetition`, `doc_max_length_repetition`,
 `doc_frac_repetition`). When `repetitions_v1` runs before `paragraph_repetitions_v1` (as in the catalogue's
-order), the paragraph name searches only inside the whole text's matches: no paragraph match starts
-elsewhere (`char_repetitions_in_paragraphs`).
+order), the paragraph name searches only inside the whole text's matches: a paragraph's match is a match
+of the whole text at the same position, so none starts elsewhere.
 
 One deliberate difference: Dolma's `paragraph_tokenizer_repetitions_v1` tokenizes " " + paragraph and can
 report a span that starts one character before its paragraph (at -1 for the first one, outside the text);
@@ -15,64 +15,41 @@ here such a span starts at its paragraph.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
 
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.char_repetitions import matches_at, repetition_starts
 from taggers.paragraphs import paragraph_bounds
-from taggers.text_stats import cached, cached_value
+from taggers.text_stats import cached, cached_value, codepoints
 from taggers.tokenizer_lengths import TokenizerTagger
 
-# A group of characters followed by at least three more copies, each optionally after one whitespace.
-CHAR_REPETITION = re.compile(r"(.+?)(\s?\1){3,}")
 MIN_PERIOD, MAX_PERIOD = 1, 13
 CHUNK = 100_000
+# Keys in the document's cache (`taggers.text_stats.cached`): where the regex can match in the whole text,
+# and the whole text's `repetitions_v1` spans.
+REPETITION_STARTS, WHOLE_TEXT_SPANS = "_char_repetition_starts", "_char_repetitions"
 
 
-# Key of the whole text's `repetitions_v1` spans in the document's cache (`taggers.text_stats.cached`).
-WHOLE_TEXT_SPANS = "_char_repetitions"
+def whole_text_repetitions(doc: Document) -> list[Span]:
+    """Dolma's `repetitions_v1` spans: `finditer` on the whole text."""
+    return cached(doc, WHOLE_TEXT_SPANS, lambda d: matches_at(d.text, _starts(d), [(0, len(d.text))]))
 
 
-def _repetition(match: re.Match, offset: int = 0) -> Span:
-    """A match as a span; the score is how often the group occurs in the match."""
-    return Span(match.start() + offset, match.end() + offset, "repetition",
-                float(match.group(0).count(match.group(1))))
+def paragraph_repetitions(doc: Document) -> list[Span]:
+    """Dolma's `paragraph_repetitions_v1` spans: `finditer` on each paragraph, where the whole text's spans
+    (when `repetitions_v1` found them first), or else the regex's possible starts, allow a match."""
+    whole = cached_value(doc, WHOLE_TEXT_SPANS)
+    starts = _starts(doc) if whole is None else chain.from_iterable(range(s.start, s.end) for s in whole)
+    return matches_at(doc.text, starts, paragraph_bounds(doc, keep_empty=True))
 
 
-def char_repetitions(text: str, offset: int = 0) -> list[Span]:
-    """Dolma's `repetitions_v1` spans."""
-    return [_repetition(m, offset) for m in CHAR_REPETITION.finditer(text)]
-
-
-def char_repetitions_in_paragraphs(text: str, bounds: list[tuple[int, int]], whole: list[Span]) -> list[Span]:
-    """The spans of `char_repetitions` run on each paragraph (`bounds`, which cover the text in order), found
-    from the whole text's spans `whole`.
-
-    The pattern has no anchors or lookarounds, so a match inside a paragraph is also a match at the same
-    position of the whole text: where the whole text's search failed (every position outside its spans) no
-    paragraph match starts. Each paragraph's `finditer` is replayed on the positions inside the whole text's
-    spans only: a match tried at each (`pos`/`endpos` on the whole text, the same as matching the paragraph's
-    slice for this pattern), and after a match the next try at its end. Exact, and about 200x less work on
-    the corpus's `en` documents, whose paragraphs mostly repeat nothing.
-    """
-    spans: list[Span] = []
-    paragraph = cursor = 0
-    for start, end, _, _ in whole:
-        position = max(start, cursor)
-        while position < end:
-            while bounds[paragraph][1] <= position:
-                paragraph += 1
-            match = CHAR_REPETITION.match(text, position, bounds[paragraph][1])
-            if match is None:
-                position += 1
-            else:
-                spans.append(_repetition(match))
-                position = cursor = match.end()
-    return spans
+def _starts(doc: Document) -> list[int]:
+    return cached(doc, REPETITION_STARTS, lambda d: repetition_starts(codepoints(d)).tolist())
 
 
 def _leading_true(row: np.ndarray) -> int:
@@ -130,7 +107,7 @@ class CharRepetitions(Tagger):
     """Groups of characters repeated at least 4 times in a row (`repetition`), and document statistics."""
 
     def find(self, doc: Document) -> list[Span]:
-        return cached(doc, WHOLE_TEXT_SPANS, lambda d: char_repetitions(d.text))
+        return whole_text_repetitions(doc)
 
     def predict(self, doc: Document) -> list[Span]:
         spans = self.find(doc)
@@ -142,11 +119,7 @@ class ParagraphCharRepetitions(CharRepetitions):
     """`repetitions_v1` within each paragraph (no repetition across a newline); faster on long texts."""
 
     def find(self, doc: Document) -> list[Span]:
-        text, bounds = doc.text, paragraph_bounds(doc, keep_empty=True)
-        whole = cached_value(doc, WHOLE_TEXT_SPANS)  # there when `repetitions_v1` ran first on the document
-        if whole is not None:
-            return char_repetitions_in_paragraphs(text, bounds, whole)
-        return [span for s, e in bounds for span in char_repetitions(text[s:e], s)]
+        return paragraph_repetitions(doc)
 
 
 class _Ids:
