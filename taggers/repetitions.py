@@ -31,8 +31,9 @@ from taggers.tokenizer_lengths import TokenizerTagger
 MIN_PERIOD, MAX_PERIOD = 1, 13
 CHUNK = 100_000
 # Keys in the document's cache (`taggers.text_stats.cached`): where the regex can match in the whole text,
-# and the whole text's `repetitions_v1` spans.
+# the whole text's `repetitions_v1` spans, and the whole text's encoding by the token repetition names.
 REPETITION_STARTS, WHOLE_TEXT_SPANS = "_char_repetition_starts", "_char_repetitions"
+WHOLE_TEXT_ENCODING = "_token_repetition_encoding:"  # + the tokenizer's path or hub name
 
 
 def whole_text_repetitions(doc: Document) -> list[Span]:
@@ -147,19 +148,30 @@ class TokenRepetitions(TokenizerTagger):
         return [Span(offsets[start][0] + offset, offsets[end - 1][1] + offset, "repetition", float(times))
                 for start, end, times in periodic_runs(np.array(encoding.ids, dtype=np.int64))]
 
-    def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
-        pieces = [self.pieces(doc) for doc in docs]
-        texts = [text for p in pieces for _, text in p]
+    def encodings(self, texts: list[str]) -> list[Any]:
+        """Each text's encoding, or `_NO_RUNS` for a text without repeated token runs."""
         ids = self.token_ids(texts)
         if ids is None:  # not a byte-level BPE tokenizer: every text through encode_batch
-            encodings = iter(self.encode_batch(texts, add_special_tokens=False))
-        else:  # offsets only for the texts that repeat something (the same ids, so the same runs)
-            repeating = [next(periodic_runs(i), None) is not None for i in ids]
-            full = iter(self.encode_batch([t for t, r in zip(texts, repeating) if r], add_special_tokens=False))
-            encodings = iter([next(full) if r else _NO_RUNS for r in repeating])
+            return self.encode_batch(texts, add_special_tokens=False)
+        # offsets only for the texts that repeat something (the same ids, so the same runs)
+        repeating = [next(periodic_runs(i), None) is not None for i in ids]
+        full = iter(self.encode_batch([t for t, r in zip(texts, repeating) if r], add_special_tokens=False))
+        return [next(full) if r else _NO_RUNS for r in repeating]
+
+    def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
+        pieces = [self.pieces(doc) for doc in docs]
+        # A piece that is the whole text (every document for `tokenizer_repetitions_v1`, those up to CHUNK
+        # characters for `tokenizer_repetitions_v2r2`) is encoded once per run and tokenizer.
+        key = WHOLE_TEXT_ENCODING + (self.tokenizer_path or self.HUB_NAME)
+        whole = [p == [(0, doc.text)] for doc, p in zip(docs, pieces)]
+        known = [cached_value(doc, key) if w else None for doc, w in zip(docs, whole)]
+        new = iter(self.encodings([text for p, k in zip(pieces, known) if k is None for _, text in p]))
         out = []
-        for doc, doc_pieces in zip(docs, pieces):
-            spans = [span for offset, _ in doc_pieces for span in self.spans_of(next(encodings), offset)]
+        for doc, doc_pieces, is_whole, encoding in zip(docs, pieces, whole, known):
+            encodings = [encoding] if encoding is not None else [next(new) for _ in doc_pieces]
+            if is_whole:
+                cached(doc, key, lambda _, first=encodings[0]: first)
+            spans = [span for (offset, _), e in zip(doc_pieces, encodings) for span in self.spans_of(e, offset)]
             if self.KEEP_STATS_WHEN_EMPTY or spans:
                 spans += document_statistics(spans, len(doc.text))
             out.append(spans)

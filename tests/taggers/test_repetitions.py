@@ -11,7 +11,12 @@ from dolma_pipeline.documents import Document
 from dolma_pipeline.tagger import TAGGERS
 from taggers.char_repetitions import CHAR_REPETITION, SHORT_GROUP, repetition, repetition_starts
 from taggers.paragraphs import paragraph_bounds
-from taggers.repetitions import WHOLE_TEXT_SPANS, paragraph_repetitions, whole_text_repetitions
+from taggers.repetitions import (
+    WHOLE_TEXT_ENCODING,
+    WHOLE_TEXT_SPANS,
+    paragraph_repetitions,
+    whole_text_repetitions,
+)
 from taggers.text_stats import codepoints_of
 
 # Pieces that make the pattern's hard cases: whitespace the group may hold or skip (Unicode ones, and
@@ -85,3 +90,16 @@ def test_taggers_in_either_order_give_the_same_spans():
         assert WHOLE_TEXT_SPANS in whole_first.__dict__
         second = paragraph_tagger.predict(paragraphs_first)
         assert (whole_tagger.predict(paragraphs_first), second) == first, repr(text)
+
+
+def test_token_names_in_one_run_give_their_own_spans():
+    """`tokenizer_repetitions_v1` and `tokenizer_repetitions_v2r2` share a whole text's encoding."""
+    names = ["tokenizer_repetitions_v1", "tokenizer_repetitions_v2r2", "paragraph_tokenizer_repetitions_v1"]
+    taggers = [TAGGERS.get(name)() for name in names]
+    texts = ["", "nothing repeats in this sentence", "la la la la la la\nla la la la", "a b c a b c a b c a b c\n\n",
+             "one two three " * 5 + "\n" + "x" * 50, *[hostile_text(random.Random(seed)) for seed in range(30)]]
+    alone = [[tagger.predict_batch([Document.from_fields("d", t)])[0] for t in texts] for tagger in taggers]
+    shared = [Document.from_fields("d", t) for t in texts]
+    together = [tagger.predict_batch(shared) for tagger in taggers]
+    assert together == alone
+    assert all(any(k.startswith(WHOLE_TEXT_ENCODING) for k in doc.__dict__) for doc in shared)
