@@ -22,6 +22,7 @@ from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.tagger import TAGGERS, Tagger
 from taggers.code_languages import EXT_TO_LANG
 from taggers.code_text import html_visible_ratio, natural_language_ratio
+from taggers.text_stats import cached, char_table, codepoints
 
 _BLOCK_COMMENT = re.compile(r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/")
 _COPYRIGHT = re.compile("copyright", re.IGNORECASE)
@@ -69,13 +70,26 @@ class CodeRedPajama(Tagger):
         n = len(text)
         lengths = [len(line) for line in text.splitlines()]
         tokens = len(_PIECES.split(text))
-        alpha = sum(map(str.isalpha, text))
+        codes = codepoints(doc)
+        alpha = int(np.count_nonzero(char_table("alpha")[codes]))
+        alnum = int(np.count_nonzero(char_table("alnum")[codes]))
         return [
             Span(0, n, "max_line_length_doc", float(max(lengths, default=0))),
             Span(0, n, "avg_line_length_doc", float(np.mean(lengths)) if lengths else 0.0),
-            Span(0, n, "alnum_prop_doc", sum(map(str.isalnum, text)) / n if n else 0.0),
+            Span(0, n, "alnum_prop_doc", alnum / n if n else 0.0),
             Span(0, n, "alpha_token_prop_doc", alpha / tokens if tokens else 0.0),
         ]
+
+
+def shared_natural_language_ratio(doc: Document, language: str) -> float:
+    """`natural_language_ratio` of the document's text, computed once for both StarCoder names (they lex the
+    same text with the same lexer; a failure is not kept, so each name meets it)."""
+    return cached(doc, f"_natural_language_ratio_{language}", lambda d: natural_language_ratio(d.text, language))
+
+
+def shared_html_visible_ratio(doc: Document) -> float:
+    """`html_visible_ratio` of the document's text, computed once for both StarCoder names."""
+    return cached(doc, "_html_visible_ratio", lambda d: html_visible_ratio(d.text))
 
 
 class StarCoder(Tagger):
@@ -101,8 +115,8 @@ class StarCoderV1(StarCoder):
         try:
             if language is None:
                 raise KeyError(doc.metadata.get("ext"))
-            nl_ratio = natural_language_ratio(doc.text, language)
-            html_ratio = html_visible_ratio(doc.text) if language == "html" else 1.0
+            nl_ratio = shared_natural_language_ratio(doc, language)
+            html_ratio = shared_html_visible_ratio(doc) if language == "html" else 1.0
         except Exception:  # unknown extension or lexer, empty file: Dolma's "cannot tell"
             nl_ratio = html_ratio = -1.0
         return self.common(doc) + [Span(0, n, "nl_ratio_doc", nl_ratio),
@@ -118,11 +132,11 @@ class StarCoderV2(StarCoder):
         language = self.language(doc) or "-no-lang"
         comment_ratio = 0.5
         if language in ("python", "java", "javascript"):
-            comment_ratio = natural_language_ratio(doc.text, language) if n else -1.0
+            comment_ratio = shared_natural_language_ratio(doc, language) if n else -1.0
         html_ratio = 1.0
         if language == "html":
             try:
-                html_ratio = html_visible_ratio(doc.text)
+                html_ratio = shared_html_visible_ratio(doc)
             except Exception:
                 html_ratio = -1.0
         return self.common(doc) + [Span(0, n, "code_to_comment_ratio_doc", comment_ratio),

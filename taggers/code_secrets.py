@@ -6,40 +6,48 @@ filters, as a file named `code_str.yml`, and each distinct secret (per value and
 number of secrets per whitespace word (-1 without words).
 
 Dolma enters detect-secrets' default settings for every document (a reconfiguration of all plugins each
-time); here they are entered once per worker. A secret whose placement does not reproduce its value (Dolma
-asserts and crashes) is left out.
+time) and runs the library's scan, which works out every plugin's and filter's arguments at every call;
+here the settings are entered once per worker and the scan is `taggers.code_secrets_scan.LineScan`: the
+same calls, resolved once (same findings, in the same order). A secret whose placement does not reproduce
+its value (Dolma asserts and crashes) is left out.
 """
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.tagger import TAGGERS, Tagger
+from taggers.code_secrets_scan import LineScan
 
 FILENAME = "code_str.yml"
-_SETTINGS: Any = None
+_SETTINGS: Any = None  # held: the settings' context manager restores the previous ones when collected
+_SCAN: LineScan | None = None
 
 
-def _enter_default_settings() -> None:
-    """Turn on every plugin and the default filters for this process (kept until it exits)."""
-    global _SETTINGS
-    if _SETTINGS is None:
+def line_scan() -> LineScan:
+    """detect-secrets' line scan with every plugin and the default filters, built once per process (the
+    settings are entered for good: Dolma enters the same ones for every document)."""
+    global _SETTINGS, _SCAN
+    if _SCAN is None:
         from detect_secrets.settings import default_settings
 
         _SETTINGS = default_settings()
         _SETTINGS.__enter__()
+        # Left before the interpreter's teardown, where leaving them fails (a traceback on stderr).
+        atexit.register(_SETTINGS.__exit__, None, None, None)
+        _SCAN = LineScan(FILENAME)
+    return _SCAN
 
 
 def find_secrets(text: str) -> list[Any]:
     """detect-secrets' findings in `text`, distinct per (value, type), ordered by line, hash and type."""
-    from detect_secrets.core.scan import _process_line_based_plugins
     from detect_secrets.core.secrets_collection import SecretsCollection
 
-    lines = text.splitlines()
     found = SecretsCollection()
-    for secret in _process_line_based_plugins(lines=list(enumerate(lines, start=1)), filename=FILENAME):
+    for secret in line_scan().scan(text.splitlines()):
         found[FILENAME].add(secret)
     return [secret for _, secret in found]
 
@@ -50,7 +58,7 @@ class CodeSecrets(Tagger):
 
     def setup(self) -> None:
         try:
-            _enter_default_settings()
+            line_scan()
         except ImportError as e:
             raise ConfigError(f"tagger {self.name} needs the PyPI package detect-secrets: {e}") from None
 

@@ -67,11 +67,11 @@ _CHAR_TABLES: dict[str, np.ndarray] = {}
 
 
 def char_table(kind: str) -> np.ndarray:
-    """A boolean lookup table over all code points for `str.isspace`, `str.isalpha` or `str.isdecimal` (the
-    characters regex `\\d` matches), built on first use."""
+    """A boolean lookup table over all code points for `str.isspace`, `str.isalpha`, `str.isalnum` or
+    `str.isdecimal` (the characters regex `\\d` matches), built on first use."""
     table = _CHAR_TABLES.get(kind)
     if table is None:
-        test = {"space": str.isspace, "alpha": str.isalpha, "decimal": str.isdecimal}[kind]
+        test = {"space": str.isspace, "alpha": str.isalpha, "alnum": str.isalnum, "decimal": str.isdecimal}[kind]
         table = _CHAR_TABLES[kind] = np.fromiter(map(test, map(chr, range(0x110000))), dtype=bool, count=0x110000)
     return table
 
