@@ -6,10 +6,16 @@ run batches in parallel can) plus Dolma's options for the name: the whole docume
 paragraph; every language or only `en` (0 when the identifier does not report it); `not_<lang>` = 1 -
 score spans; the character-weighted document score `doc_en` / `doc_not_en`. The models ship inside the
 libraries' PyPI wheels, so nothing is downloaded.
+
+The identifiers are deterministic (langdetect re-seeds before each text), so a text's scores are computed
+once: names of one identifier share the scores of the texts it scored last, and the slow identifiers
+(`MEMO`) also keep the scores of recent texts (`ScoreMemo`), for paragraphs and documents that recur
+(boilerplate lines, repeated headers), and score each distinct text of a batch once.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, ClassVar
 
 from dolma_pipeline.documents import Document, Span
@@ -20,6 +26,48 @@ from taggers.paragraphs import paragraph_bounds
 Scores = list[tuple[str, float]]
 # per worker process: (identifier's load and scores functions, paragraphs?) -> (texts, their scores)
 _LAST_SCORED: dict[tuple[Any, Any, bool], tuple[list[str], list[Scores]]] = {}
+# per worker process: (identifier's load and scores functions, paragraphs?) -> its recent texts' scores
+_MEMOS: dict[tuple[Any, Any, bool], ScoreMemo] = {}
+
+
+class ScoreMemo:
+    """The scores of the texts scored most recently, at most `max_texts` texts and `max_chars` characters
+    (the least recently used go first)."""
+
+    def __init__(self, max_texts: int = 10_000, max_chars: int = 4_000_000):
+        self.max_texts, self.max_chars = max_texts, max_chars
+        self.chars = 0
+        self._scores: OrderedDict[str, Scores] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def get(self, text: str) -> Scores | None:
+        scores = self._scores.get(text)
+        if scores is not None:
+            self._scores.move_to_end(text)
+        return scores
+
+    def put(self, text: str, scores: Scores) -> None:
+        if len(text) > self.max_chars or text in self._scores:
+            return
+        self._scores[text] = scores
+        self.chars += len(text)
+        while len(self._scores) > self.max_texts or self.chars > self.max_chars:
+            oldest, _ = self._scores.popitem(last=False)
+            self.chars -= len(oldest)
+
+    def scores(self, texts: list[str], score: Any) -> list[Scores]:
+        """The scores of `texts`: remembered ones as they are, the others by one call `score(distinct
+        texts)`, then remembered."""
+        found = [self.get(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, f in zip(texts, found) if f is None))
+        if not missing:
+            return found  # type: ignore[return-value]
+        fresh = dict(zip(missing, score(missing)))
+        for text in missing:
+            self.put(text, fresh[text])
+        return [fresh[t] if f is None else f for t, f in zip(texts, found)]
 
 
 class LanguageIdentifierTagger(Tagger):
@@ -30,6 +78,7 @@ class LanguageIdentifierTagger(Tagger):
     ENGLISH_ONLY: ClassVar[bool] = False
     DOC_SCORE: ClassVar[bool] = False
     LIBRARY: ClassVar[str] = ""  # the PyPI package, named in the error when it is missing
+    MEMO: ClassVar[bool] = False  # keep recent texts' scores (`ScoreMemo`): for identifiers slower than a lookup
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -65,12 +114,20 @@ class LanguageIdentifierTagger(Tagger):
         if last is not None and last[0] == texts:
             out = last[1]
         else:
-            out = self.scores(texts) if texts else []
+            out = self._scored(texts)
             _LAST_SCORED[key] = (texts, out)
         out = self.adjust(out)
         if self.ENGLISH_ONLY:
             out = [[(lang, s) for lang, s in pairs if lang == "en"] or [("en", 0.0)] for pairs in out]
         return out
+
+    def _scored(self, texts: list[str]) -> list[Scores]:
+        if not texts:
+            return []
+        if not self.MEMO:
+            return self.scores(texts)
+        memo = _MEMOS.setdefault((type(self).load, type(self).scores, self.PARAGRAPHS), ScoreMemo())
+        return memo.scores(texts, self.scores)
 
     def predict(self, doc: Document) -> list[Span]:
         return self.predict_batch([doc])[0]

@@ -1,13 +1,15 @@
 """langdetect (a port of Google's language-detection; profiles inside its wheel) with Dolma's
 `langdetect_*` names and values.
 
-As Dolma: one detector per worker from the bundled profiles with seed 0, so a text always gets the same
-probabilities; every language langdetect reports, or only `en` (0 when absent) with `not_en`. A text
-langdetect cannot read (no letters) gets no language spans.
+As Dolma: a detector from the bundled profiles with seed 0, so a text always gets the same probabilities;
+every language langdetect reports, or only `en` (0 when absent) with `not_en`. A text langdetect cannot
+read (no letters) gets no language spans. The detector is `NumpyDetector` (same probabilities, bit for bit,
+computed in bulk: `language_langdetect_numpy.py`), one per worker process for all the names.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from dolma_pipeline.tagger import TAGGERS
@@ -18,31 +20,28 @@ class LangdetectTagger(LanguageIdentifierTagger):
     """langdetect's language probabilities of each text."""
 
     LIBRARY = "langdetect"
+    MEMO = True
     NEGATIVE = False
 
     def load(self) -> Any:
-        from langdetect import PROFILES_DIRECTORY, DetectorFactory
-
-        factory = DetectorFactory()
-        factory.load_profile(PROFILES_DIRECTORY)
-        factory.set_seed(0)
-        return factory.create()
+        return shared_detector()
 
     def scores(self, texts: list[str]) -> list[Scores]:
-        from langdetect import LangDetectException
+        return [[(str(r.lang.strip().lower()), float(r.prob)) for r in langs or []]
+                for langs in self.engine.probabilities(texts)]
 
-        detector = self.engine
-        out = []
-        for text in texts:
-            try:
-                detector.append(text)
-                out.append([(str(r.lang.strip().lower()), float(r.prob)) for r in detector.get_probabilities()])
-            except LangDetectException:
-                out.append([])
-            finally:
-                detector.text = ""
-                detector.langprob = None
-        return out
+
+@cache
+def shared_detector() -> Any:
+    """This process's detector (profiles loaded once for every langdetect name)."""
+    from langdetect import PROFILES_DIRECTORY, DetectorFactory
+
+    from taggers.language_langdetect_numpy import NumpyDetector
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.set_seed(0)
+    return NumpyDetector(factory)
 
 
 @TAGGERS.register("langdetect_doc_v1")
