@@ -119,17 +119,7 @@ def tag_attributes(batch: list[Document], taggers: list[Tagger], experiment: str
     attributes: list[dict[str, list]] = [{} for _ in batch]
     for tagger in taggers:
         key_cache = keys.setdefault(tagger.name, {})
-        for doc_attrs, spans in zip(attributes, tagger.predict_batch(batch)):
-            by_type: dict[str, list] = {}
-            # Span.to_json inlined: taggers such as c4_v2 give ~100 spans per document
-            for start, end, kind, score in spans:
-                score = float(score)
-                value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
-                same = by_type.get(kind)
-                if same is None:
-                    by_type[kind] = [value]
-                else:
-                    same.append(value)
+        for doc_attrs, by_type in zip(attributes, tagger.attribute_values(batch)):
             for kind, values in by_type.items():
                 key = key_cache.get(kind)
                 if key is None:

@@ -2,14 +2,16 @@
 
 A tagger is a small class registered under a versioned name: `setup()` runs once per worker (load
 models there), `predict(doc)` is pure and returns spans, `predict_batch(docs)` exists for libraries that
-are faster on batches. The runtime calls only `predict_batch`; its default loops over `predict`.
+are faster on batches; `attribute_values(docs)` groups a batch's spans by type as attribute files hold
+them. The runtime calls only `attribute_values`; its default groups `predict_batch`'s spans, and
+`predict_batch`'s default loops over `predict`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from dolma_pipeline.documents import Document, Span
+from dolma_pipeline.documents import Document, Span, attribute_score
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.registry import Registry
 
@@ -32,6 +34,24 @@ class Tagger:
 
     def predict_batch(self, docs: list[Document]) -> list[list[Span]]:
         return [self.predict(doc) for doc in docs]
+
+    def attribute_values(self, docs: list[Document]) -> list[dict[str, list[list]]]:
+        """Per document, span type -> `[[start, end, score], ...]` in span order, scores as `attribute_score`.
+        Taggers with many spans per document may override it to skip building the `Span`s."""
+        out = []
+        for spans in self.predict_batch(docs):
+            by_type: dict[str, list] = {}
+            # Span.to_json inlined: taggers such as c4_v2 give ~100 spans per document
+            for start, end, kind, score in spans:
+                score = float(score)
+                value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
+                same = by_type.get(kind)
+                if same is None:
+                    by_type[kind] = [value]
+                else:
+                    same.append(value)
+            out.append(by_type)
+        return out
 
     @classmethod
     def describe(cls) -> str:

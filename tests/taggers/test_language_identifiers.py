@@ -106,3 +106,20 @@ def test_lingua_with_memo_gives_the_librarys_values():
             expected += [(start, end, v.language.iso_code_639_1.name.lower(), v.value) for v in values]
         assert [(s.start, s.end, s.type) for s in spans] == [e[:3] for e in expected]
         assert [s.score for s in spans] == pytest.approx([e[3] for e in expected], abs=1e-9)
+
+
+LIBRARIES = {"cld2": "pycld2", "cld3": "gcld3", "langdetect": "langdetect", "lingua": "lingua"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in TAGGERS.names() if n.split("_")[0] in LIBRARIES))
+def test_attribute_values_group_the_spans_as_the_runtime_would(name):
+    """The identifiers' `attribute_values` (which builds no `Span`s) against the default grouping of their
+    `predict_batch` spans, on the same scores (the last texts' scores are shared)."""
+    pytest.importorskip(LIBRARIES[name.split("_")[0]])
+    from dolma_pipeline.tagger import Tagger
+
+    tagger = TAGGERS.get(name)()
+    docs = [Document.from_fields(str(i), text) for i, text in enumerate([*PAGES, "", "\n\n"])]
+    expected = Tagger.attribute_values(tagger, docs)
+    got = tagger.attribute_values(docs)
+    assert [list(d.items()) for d in got] == [list(d.items()) for d in expected]
