@@ -32,7 +32,15 @@ class LinguaTagger(LanguageIdentifierTagger):
     def scores(self, texts: list[str]) -> list[Scores]:
         confidences = self.engine.compute_language_confidence_values
         results = [confidences(t.encode("utf-8", "replace").decode("utf-8")) for t in texts]
-        return [[(self.codes[c.language], float(c.value)) for c in result or []] for result in results]
+        # Lingua lists equal confidences (most often the zeros) in an order that can change from one process
+        # to the next; ordered by confidence, then code, the attribute keys come out in the same order on
+        # every run.
+        return [sorted(((self.codes[c.language], float(c.value)) for c in result or []), key=_by_confidence)
+                for result in results]
+
+
+def _by_confidence(pair: tuple[str, float]) -> tuple[float, str]:
+    return -pair[1], pair[0]
 
 
 @TAGGERS.register("lingua_doc_v1")
