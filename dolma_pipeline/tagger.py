@@ -9,9 +9,10 @@ them. The runtime calls only `attribute_values`; its default groups `predict_bat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from dolma_pipeline.documents import Document, Span, attribute_score
+from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
 from dolma_pipeline.registry import Registry
 
@@ -38,20 +39,7 @@ class Tagger:
     def attribute_values(self, docs: list[Document]) -> list[dict[str, list[list]]]:
         """Per document, span type -> `[[start, end, score], ...]` in span order, scores as `attribute_score`.
         Taggers with many spans per document may override it to skip building the `Span`s."""
-        out = []
-        for spans in self.predict_batch(docs):
-            by_type: dict[str, list] = {}
-            # Span.to_json inlined: taggers such as c4_v2 give ~100 spans per document
-            for start, end, kind, score in spans:
-                score = float(score)
-                value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
-                same = by_type.get(kind)
-                if same is None:
-                    by_type[kind] = [value]
-                else:
-                    same.append(value)
-            out.append(by_type)
-        return out
+        return [group_by_type(spans) for spans in self.predict_batch(docs)]
 
     @classmethod
     def describe(cls) -> str:
@@ -78,3 +66,18 @@ def build_taggers(names: list[str], options: dict[str, dict[str, Any]] | None = 
         tagger.setup()
         taggers.append(tagger)
     return taggers
+
+
+def group_by_type(spans: Iterable[tuple[int, int, str, float]]) -> dict[str, list[list]]:
+    """(start, end, type, score) items grouped by type, in order, as attribute files hold them."""
+    by_type: dict[str, list] = {}
+    for start, end, kind, score in spans:
+        score = float(score)
+        # `attribute_score` inlined: taggers such as c4_v2 give ~100 spans per document
+        value = [start, end, score if score == 1.0 or score == 0.0 else round(score, 5)]
+        same = by_type.get(kind)
+        if same is None:
+            by_type[kind] = [value]
+        else:
+            same.append(value)
+    return by_type

@@ -19,9 +19,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from dolma_pipeline.documents import Document, Span, attribute_score
+from dolma_pipeline.documents import Document, Span
 from dolma_pipeline.errors import ConfigError
-from dolma_pipeline.tagger import Tagger
+from dolma_pipeline.tagger import Tagger, group_by_type
 from taggers.paragraphs import paragraph_bounds
 
 Scores = list[tuple[str, float]]
@@ -153,24 +153,11 @@ class LanguageIdentifierTagger(Tagger):
         units, pairs = self._units_and_pairs(docs)
         out = []
         for bounds in units:
-            by_type: dict[str, list] = {}
-            negative: dict[str, list] = {}
-            for s, e in bounds:
-                for lang, score in next(pairs):
-                    score = float(score)
-                    same = by_type.get(lang)
-                    if same is None:
-                        same = by_type[lang] = []
-                    # attribute_score inlined (a million calls a worker for lingua_par_v1)
-                    same.append([s, e, score if score == 1.0 or score == 0.0 else round(score, 5)])
-                    if self.NEGATIVE:
-                        same = negative.get(lang)
-                        if same is None:
-                            same = negative[lang] = []
-                        same.append([s, e, attribute_score(1.0 - score)])
-            for lang, values in negative.items():
-                by_type[f"not_{lang}"] = values
-            out.append(by_type)
+            scored = [(s, e, next(pairs)) for s, e in bounds]
+            values = [(s, e, lang, score) for s, e, p in scored for lang, score in p]
+            if self.NEGATIVE:  # after every language, as `predict_batch` orders them
+                values += [(s, e, f"not_{lang}", 1.0 - float(score)) for s, e, p in scored for lang, score in p]
+            out.append(group_by_type(values))
         return out
 
     def _units_and_pairs(self, docs: list[Document]) -> tuple[list[list[tuple[int, int]]], Iterator[Scores]]:
